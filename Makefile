@@ -1,0 +1,41 @@
+# attackprev: `make report` regenerates every committed report; `make test` runs the tests.
+# Both create the virtual environment (.venv, Python >= 3.12) and install the project first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: report test test-fast lint format bench validation clean-venv
+
+$(STAMP): pyproject.toml
+	@py=$$(scripts/find-python) || exit 1; \
+	if [ ! -x "$(PY)" ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv "$(VENV)" || exit 1; fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+report: $(STAMP)
+	$(VENV)/bin/attackprev fit T1102
+
+test: $(STAMP)
+	$(PY) -m ruff check models tests benchmarks validation
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -m "not slow"
+
+lint: $(STAMP)
+	$(PY) -m ruff check models tests benchmarks
+	$(PY) -m ruff format --check models tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format models tests benchmarks
+	$(PY) -m ruff check --fix models tests benchmarks
+
+validation: $(STAMP)
+	$(PY) -m validation
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

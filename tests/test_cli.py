@@ -1,0 +1,202 @@
+"""The command line: exit codes, one-line errors, atomic reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, write_csv
+
+ATTACKPREV = [sys.executable, "-m", "models.cli"]
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run([*ATTACKPREV, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+@pytest.fixture
+def earlier_report(tmp_path):
+    """An output folder holding an earlier T1102 report that must survive failed runs."""
+    out = tmp_path / "reports"
+    (out / "t1102").mkdir(parents=True)
+    (out / "t1102" / "summary.json").write_text('{"earlier": true}\n')
+    return out
+
+
+def assert_untouched(out: Path) -> None:
+    assert (out / "t1102" / "summary.json").read_text() == '{"earlier": true}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["t1102"]  # no temporary folders left behind
+
+
+BAD = {
+    "counts above trials": (
+        "technique_id,source_id,successes,trials\nT1102,a,12,10\n",
+        "obs.csv:2: successes 12 exceed trials 10",
+    ),
+    "negative count": (
+        "technique_id,source_id,successes,trials\nT1102,a,-3,10\n",
+        "obs.csv:2: successes -3 is negative",
+    ),
+    "non-integer": (
+        "technique_id,source_id,successes,trials\nT1102,a,1.5,10\n",
+        "obs.csv:2: successes '1.5' is not a whole number",
+    ),
+    "zero trials": ("technique_id,source_id,successes,trials\nT1102,a,0,0\n", "obs.csv:2: trials is 0"),
+    "percent out of range": (
+        "technique_id,source_id,percent\nT1102,a,101\n",
+        "obs.csv:2: percent 101 is outside 0-100",
+    ),
+    "missing column": ("technique_id,successes,trials\nT1102,1,2\n", "obs.csv:1: missing column 'source_id'"),
+    "empty": ("", "obs.csv: file is empty"),
+    "duplicate": ("technique_id,source_id,successes,trials\nT1102,a,1,9\nT1102,a,2,9\n", "obs.csv:3: duplicate row"),
+    "malformed id": (
+        "technique_id,source_id,successes,trials\nTX102,a,1,9\n",
+        "obs.csv:2: malformed technique ID 'TX102'",
+    ),
+    "unknown id": (
+        "technique_id,source_id,successes,trials\nT1999,a,1,9\n",
+        "obs.csv:2: unknown ATT&CK technique ID 'T1999'",
+    ),
+    "no evidence for requested": (
+        "technique_id,source_id,successes,trials\nT1105,a,1,9\n",
+        "no evidence for technique T1102",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_exits_2_with_one_line_and_keeps_earlier_report(tmp_path, earlier_report, case):
+    text, expected = BAD[case]
+    data = tmp_path / "obs.csv"
+    data.write_text(text, encoding="utf-8")
+    proc = run("fit", "T1102", "--data", str(data), "--out", str(earlier_report), "--engine", "exact")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert expected in lines[0]
+    assert_untouched(earlier_report)
+
+
+def test_not_utf8_exits_2(tmp_path, earlier_report):
+    data = tmp_path / "obs.csv"
+    data.write_bytes(b"technique_id,source_id,successes,trials\nT1102,\xff\xfe,1,9\n")
+    proc = run("fit", "T1102", "--data", str(data), "--out", str(earlier_report), "--engine", "exact")
+    assert proc.returncode == 2 and "obs.csv:2: not UTF-8 text" in proc.stderr
+    assert_untouched(earlier_report)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["T11O2"], "malformed technique ID 'T11O2'"),
+        (["T1999"], "unknown ATT&CK technique ID 'T1999'"),
+        (["T1001"], "no evidence for technique T1001"),
+        (["T1102", "--weight", "mtrends2020=1.5"], "weights must be in [0, 1]"),
+        (["T1102", "--weight", "nosuch=0.5"], "unknown source 'nosuch'"),
+        (["T1102", "--prior", "flat"], "unknown prior 'flat'"),
+        (["T1102", "--engine", "gibbs"], "--engine 'gibbs'"),
+    ],
+)
+def test_bad_arguments_exit_2(earlier_report, args, expected):
+    proc = (
+        run("fit", *args, "--out", str(earlier_report), "--engine", "exact")
+        if "--engine" not in args
+        else run("fit", *args, "--out", str(earlier_report))
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert_untouched(earlier_report)
+
+
+def test_exact_engine_report_replaces_earlier_one(tmp_path, earlier_report):
+    proc = run("fit", "T1102", "--engine", "exact", "--out", str(earlier_report))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((earlier_report / "t1102" / "summary.json").read_text())
+    assert summary["engine"] == "exact"
+    assert summary["mal"]["expression"].startswith("Bernoulli(")
+    assert summary["prevalence"]["mean"] == pytest.approx(summary["exact"]["prevalence"]["mean"])
+    assert sorted(p.name for p in earlier_report.iterdir()) == ["t1102"]
+    assert "Bernoulli(" in proc.stdout and proc.stderr == ""  # quiet when not on a terminal
+
+
+def test_user_csv_with_three_sources(tmp_path):
+    data = write_csv(
+        tmp_path / "mine.csv",
+        """
+        technique_id,source_id,successes,trials
+        T1102,a,9,227
+        T1102,b,47,951
+        T1102,c,30,400
+        """,
+    )
+    proc = run("fit", "T1102", "--data", str(data), "--engine", "exact", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "r" / "t1102" / "summary.json").read_text())
+    assert [s["source_id"] for s in summary["sources"]] == ["a", "b", "c"]
+    assert summary["comparison"]["naive_mean"] == pytest.approx((9 / 227 + 47 / 951 + 30 / 400) / 3)
+
+
+def test_weight_is_recorded_and_moves_the_answer(tmp_path):
+    out = tmp_path / "r"
+    base = run("fit", "T1102", "--engine", "exact", "--out", str(out / "a"))
+    half = run("fit", "T1102", "--engine", "exact", "--weight", "sok2019_windows_malware=0.25", "--out", str(out / "b"))
+    assert base.returncode == half.returncode == 0
+    a = json.loads((out / "a" / "t1102" / "summary.json").read_text())
+    b = json.loads((out / "b" / "t1102" / "summary.json").read_text())
+    assert b["weights"]["sok2019_windows_malware"] == 0.25
+    assert (
+        b["prevalence"]["hdi_94"][1] - b["prevalence"]["hdi_94"][0]
+        > a["prevalence"]["hdi_94"][1] - a["prevalence"]["hdi_94"][0]
+    )
+
+
+@pytest.mark.slow
+def test_failed_diagnostics_exit_3_and_flag_the_report(tmp_path):
+    proc = run(
+        "fit", "T1102", "--draws", "100", "--tune", "100", "--chains", "2", "--no-figures", "--out", str(tmp_path)
+    )
+    assert proc.returncode == 3, proc.stderr
+    report = (tmp_path / "t1102" / "report.md").read_text().splitlines()
+    assert "FAILED ITS DIAGNOSTICS" in report[2]
+    summary = json.loads((tmp_path / "t1102" / "summary.json").read_text())
+    assert summary["diagnostics"]["passed"] is False
+    assert any("ESS" in p for p in summary["diagnostics"]["problems"])
+
+
+def test_list_shows_techniques_and_inferred_denominator():
+    proc = run("list")
+    assert proc.returncode == 0, proc.stderr
+    assert "T1102" in proc.stdout and "mtrends2020 9/227" in proc.stdout
+    assert "n = 227 (inferred)" in proc.stdout
+
+
+def test_export_mal_prints_t1102_line_and_json_and_patches(tmp_path):
+    out = tmp_path / "reports"
+    assert run("fit", "T1102", "--engine", "exact", "--out", str(out)).returncode == 0
+    p = json.loads((out / "t1102" / "summary.json").read_text())["mal"]["p"]
+    mal = tmp_path / "lang.mal"
+    original = (
+        '#id: "org.example.lang"\n#version: "1.0.0"\n\ncategory C {\n  asset ExternalNetwork {\n'
+        "    | webService [Bernoulli(0.0445)]\n      -> other\n    | other\n  }\n}\n"
+    )
+    mal.write_text(original)
+    proc = run("export-mal", "--reports", str(out), "--patch", str(mal))
+    assert proc.returncode == 0, proc.stderr
+    assert f"| webService [Bernoulli({p:g})]" in proc.stdout
+    assert '"name": "Bernoulli"' in proc.stdout and "Bernoulli(0.0445)" in proc.stdout  # old value in the table
+    patched = (tmp_path / "lang.patched.mal").read_text().splitlines()
+    assert patched[5] == f"    | webService [Bernoulli({p:g})]"
+    assert [a for i, a in enumerate(patched) if i != 5] == [a for i, a in enumerate(original.splitlines()) if i != 5]
+    assert mal.read_text() == original
+
+
+def test_export_mal_in_place_needs_patch(tmp_path):
+    proc = run("export-mal", "--in-place", "--reports", str(tmp_path))
+    assert proc.returncode == 2 and "--in-place needs --patch" in proc.stderr

@@ -1,0 +1,143 @@
+"""Report figures: every PNG is written, decodable and not blank, with and without a prior."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from models.errors import InputError
+from models.figures import FILENAMES, _jeffreys, _pct, write_figures
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SOURCES = ["mtrends2020", "sok2019_windows_malware"]
+Y = np.array([9, 47])
+TRIALS = np.array([227, 951])
+
+
+def _draws(rng: np.random.Generator, chains: int, draws: int) -> dict[str, np.ndarray]:
+    """Hierarchical Beta-Binomial draws shaped like the fitted model's (no sampler needed)."""
+    mu = rng.beta(2.0, 30.0, size=(chains, draws))
+    log_kappa = rng.normal(4.0, 1.5, size=(chains, draws))
+    kappa = np.exp(log_kappa)
+    a, b = (mu * kappa)[..., None], ((1 - mu) * kappa)[..., None]
+    theta = rng.beta(a, b, size=(chains, draws, len(SOURCES)))
+    theta_new = rng.beta(a[..., 0], b[..., 0])
+    return {"mu": mu, "kappa": kappa, "log_kappa": log_kappa, "theta": theta, "theta_new": theta_new}
+
+
+def _dataset(values: dict[str, np.ndarray], chains: int, draws: int) -> xr.Dataset:
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "source": SOURCES}
+    return xr.Dataset(
+        {name: (("chain", "draw", "source") if v.ndim == 3 else ("chain", "draw"), v) for name, v in values.items()},
+        coords=coords,
+    )
+
+
+def make_tree(*, with_prior: bool = True, chains: int = 2, draws: int = 300, seed: int = 7) -> xr.DataTree:
+    """A small DataTree with the groups and variables :func:`models.fit.sample_technique` returns."""
+    rng = np.random.default_rng(seed)
+    post = _draws(rng, chains, draws)
+    y_rep = rng.binomial(TRIALS, post["theta"])
+    source = {"source": SOURCES}
+    groups: dict[str, xr.Dataset] = {
+        "posterior": _dataset(post, chains, draws),
+        "sample_stats": xr.Dataset(
+            {"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool))},
+            coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+        ),
+        "observed_data": xr.Dataset({"y": ("source", Y)}, coords=source),
+        "constant_data": xr.Dataset({"trials": ("source", TRIALS), "weight": ("source", np.ones(2))}, coords=source),
+        "posterior_predictive": xr.Dataset(
+            {"y": (("chain", "draw", "source"), y_rep)},
+            coords={"chain": np.arange(chains), "draw": np.arange(draws), "source": SOURCES},
+        ),
+    }
+    if with_prior:
+        prior = _draws(rng, 1, draws)
+        prior["mu"] = rng.uniform(size=(1, draws))
+        groups["prior"] = _dataset(prior, 1, draws)
+    return xr.DataTree.from_dict(groups)
+
+
+def assert_real_png(path: Path) -> None:
+    """A decodable PNG of a sensible size that actually shows something."""
+    import matplotlib.image as mpimg
+
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    assert 5_000 < len(data) < 200_000, f"{path.name} is {len(data)} bytes"
+    pixels = mpimg.imread(path)
+    height, width = pixels.shape[:2]
+    assert 250 <= height <= 1200 and 500 <= width <= 1400, f"{path.name} is {width}x{height}"
+    rgb = pixels[..., :3]
+    assert rgb.var() > 0, f"{path.name} is a single colour"
+    ink = (rgb.min(axis=-1) < 0.9).mean()  # share of pixels that are not (near) white
+    assert ink > 0.01, f"{path.name} is almost blank ({ink:.1%} ink)"
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    out = tmp_path_factory.mktemp("figures")
+    return out, write_figures(make_tree(), out, 0.0445, (0.015, 0.17), "T1102")
+
+
+def test_every_figure_is_a_real_png(written: tuple[Path, dict[str, str]]) -> None:
+    out, files = written
+    assert files == FILENAMES
+    assert set(files) == {"forest", "mu_posterior", "prior_posterior", "ppc", "rank", "trace"}
+    for name in files.values():
+        assert_real_png(out / name)
+
+
+def test_figures_close_what_they_open(written: tuple[Path, dict[str, str]]) -> None:
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []
+
+
+def test_without_prior_draws_posterior_alone(tmp_path: Path) -> None:
+    tree = make_tree(with_prior=False)
+    assert "prior" not in tree.children
+    files = write_figures(tree, tmp_path / "new_dir", 0.0445, (0.015, 0.17), "T1102")
+    for name in files.values():
+        assert_real_png(tmp_path / "new_dir" / name)
+
+
+def test_missing_group_is_one_clear_error(tmp_path: Path) -> None:
+    tree = make_tree()
+    del tree["posterior_predictive"]
+    with pytest.raises(InputError, match="posterior_predictive"):
+        write_figures(tree, tmp_path, 0.0445, (0.015, 0.17), "T1102")
+
+
+def test_jeffreys_interval() -> None:
+    y, n = np.array([0, 9, 20]), np.array([20, 227, 20])
+    lower, upper = _jeffreys(y, n, 0.94)
+    assert lower[0] == 0.0 and upper[2] == 1.0  # the conventional bounds at y = 0 and y = n
+    assert lower[1] < 9 / 227 < upper[1]
+    # Beta(9.5, 218.5): mean 0.0417, sd 0.0132; a 94 % interval spans roughly ±1.9 sd, skewed right.
+    assert 0.015 < lower[1] < 0.025 and 0.060 < upper[1] < 0.075
+    wider_lower, wider_upper = _jeffreys(y, n, 0.99)
+    assert np.all(wider_lower <= lower) and np.all(wider_upper >= upper)
+
+
+def test_percent_labels() -> None:
+    assert _pct(0.0445) == "4.45 %"
+    assert _pct(0.175) == "17.5 %"
+    assert _pct(1e-12) == "0.00 %"
+
+
+def test_import_does_not_load_plotting_libraries() -> None:
+    code = (
+        "import sys, models.figures\n"
+        "loaded = [m for m in ('matplotlib', 'arviz', 'arviz_plots', 'scipy') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
