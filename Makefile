@@ -17,19 +17,19 @@ report: $(STAMP)
 	$(VENV)/bin/attackprev fit T1102
 
 test: $(STAMP)
-	$(PY) -m ruff check models tests benchmarks validation
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"
 
 lint: $(STAMP)
-	$(PY) -m ruff check models tests benchmarks
-	$(PY) -m ruff format --check models tests benchmarks
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 format: $(STAMP)
-	$(PY) -m ruff format models tests benchmarks
-	$(PY) -m ruff check --fix models tests benchmarks
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
 
 validation: $(STAMP)
 	$(PY) -m validation
