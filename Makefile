@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(VENV)/bin/attackprev fit T1102
+	$(VENV)/bin/attackprev fit --all T1102
 
 test: $(STAMP)
 	$(PY) -m ruff check .

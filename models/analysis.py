@@ -9,6 +9,7 @@ summary alone (:mod:`models.report`), so every number it states comes from here.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -216,6 +217,7 @@ def analyse_technique(
     weights: dict[str, float] | None = None,
     engine: str = "mcmc",
     progress: bool = False,
+    catalogue=None,
 ) -> TechniqueAnalysis:
     """Fit one technique and compute every figure of its report.
 
@@ -235,6 +237,11 @@ def analyse_technique(
         ``"mcmc"`` (default) or ``"exact"``.
     progress
         Show sampling progress.
+    catalogue
+        The multi-technique posterior (``xarray.DataTree`` from :mod:`models.catalogue`).
+        When it covers the technique and no source is re-weighted, its μ_t becomes the
+        headline (``prevalence``, ``mal``) and the two-source-only fit is kept beside it
+        under ``single_technique``.
 
     Returns
     -------
@@ -337,6 +344,8 @@ def analyse_technique(
         "published": published,
         "comparison": comparison | {"naive_mean": published["naive_mean"]},
         "mal": {"expression": expression, "p": float(f"{p:.4g}"), "p_exact": p, "model": "single-technique"},
+        "single_technique": None,
+        "catalogue": None,
         "ttc": ttc,
         "exact": {
             "prevalence": exact.mu.to_dict(),
@@ -360,4 +369,58 @@ def analyse_technique(
         "data_sha256": evidence.digest,
         "data_file": _display_path(evidence.path),
     }
+    if catalogue is not None and technique_id in catalogue["posterior"]["technique"].values and np.all(w == 1):
+        _use_catalogue(summary, catalogue, technique_id, point, ttc)
     return TechniqueAnalysis(summary=summary, exact=exact, tree=tree)
+
+
+def _draw_summary(x: np.ndarray) -> dict:
+    from models.catalogue_report import hdi
+
+    x = np.asarray(x).ravel()
+    return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(np.median(x)), "hdi_94": list(hdi(x))}
+
+
+def _use_catalogue(summary: dict, tree, technique_id: str, point: float, ttc: dict) -> None:
+    """Make the multi-technique posterior the headline; keep the single-technique one beside it."""
+    from models.mal import ttc_expression
+
+    post = tree["posterior"]
+    mu = post["mu"].sel(technique=technique_id).values.ravel()
+    new = post["theta_new"].sel(technique=technique_id).values.ravel()
+    kappa = post["kappa"].sel(technique=technique_id).values.ravel()
+    single = {k: summary[k] for k in ("model", "prevalence", "predictive", "concentration", "comparison", "mal")}
+    prevalence = _draw_summary(mu)
+    lo, hi = prevalence["hdi_94"]
+    below = float(np.mean(mu <= point))
+    summary["single_technique"] = single
+    summary["model"] = f"multi-technique hierarchical beta-binomial ({tree.attrs.get('variant', '')})"
+    summary["catalogue"] = {
+        "variant": tree.attrs.get("variant", ""),
+        "techniques": int(post.sizes["technique"]),
+        "data_sha256": tree.attrs.get("data_sha256", ""),
+        "diagnostics": json.loads(tree.attrs["diagnostics"]) if "diagnostics" in tree.attrs else None,
+        "kappa": _draw_summary(kappa) | {"hdi_94": list(np.exp(_draw_summary(np.log(kappa))["hdi_94"]))},
+    }
+    summary["prevalence"] = prevalence
+    summary["predictive"] = {k: v for k, v in _draw_summary(new).items() if k in ("mean", "hdi_94")}
+    summary["comparison"] = {
+        "point_estimate": point,
+        "percentile": 100.0 * below,
+        "prob_greater": 1.0 - below,
+        "inside_hdi_94": bool(lo <= point <= hi),
+        "naive_mean": single["comparison"]["naive_mean"],
+    }
+    diag = summary["catalogue"]["diagnostics"]
+    if diag is not None and not diag["passed"]:
+        summary["diagnostics"]["problems"].append(
+            "the multi-technique fit failed its diagnostics: " + "; ".join(diag["problems"])
+        )
+        summary["diagnostics"]["passed"] = False
+    p = prevalence["mean"]
+    summary["mal"] = {
+        "expression": ttc_expression(p, ttc.get("time_factor")),
+        "p": float(f"{p:.4g}"),
+        "p_exact": p,
+        "model": "multi-technique",
+    }

@@ -20,6 +20,7 @@ from models.errors import InputError
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3
 ENGINES = ("mcmc", "exact")
+MODELS = ("auto", "single", "catalogue")
 
 app = typer.Typer(
     add_completion=False,
@@ -78,6 +79,9 @@ def _quiet_libraries() -> None:
 @user_errors
 def fit(
     techniques: Annotated[list[str] | None, typer.Argument(help="ATT&CK IDs, e.g. T1102.")] = None,
+    all_techniques: Annotated[
+        bool, typer.Option("--all", help="Fit the multi-technique model and write the catalogue report.")
+    ] = False,
     data: Annotated[
         Path | None, typer.Option(help="CSV of observations: technique_id, source_id, successes, trials.")
     ] = None,
@@ -86,6 +90,13 @@ def fit(
     weight: Annotated[list[str] | None, typer.Option(help="Weight a source in [0, 1]: SOURCE=W (repeatable).")] = None,
     prior: Annotated[str, typer.Option(help="Hyperprior (see `attackprev priors`).")] = "halfnormal1",
     engine: Annotated[str, typer.Option(help="mcmc (default) or exact (grid, no sampling).")] = "mcmc",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="auto: the multi-technique model when the evidence supports it (and no --weight), "
+            "else single; or single / catalogue."
+        ),
+    ] = "auto",
     out: Annotated[Path, typer.Option(help="Folder for reports.")] = Path("reports"),
     draws: Annotated[int, typer.Option(min=100, help="Draws per chain.")] = 4000,
     tune: Annotated[int, typer.Option(min=100, help="Tuning steps per chain.")] = 1000,
@@ -97,10 +108,13 @@ def fit(
     from models.evidence import OBSERVATIONS_CSV, SOURCES_CSV, check_technique_format
     from models.priors import get_prior
 
-    if not techniques:
-        raise InputError("name at least one technique, e.g. `attackprev fit T1102`")
+    if not techniques and not all_techniques:
+        raise InputError("name at least one technique, e.g. `attackprev fit T1102`, or use --all")
+    techniques = techniques or []
     if engine not in ENGINES:
         raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if model not in MODELS:
+        raise InputError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
     try:
         chosen_prior = get_prior(prior)
     except ValueError as err:
@@ -136,10 +150,34 @@ def fit(
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
     command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev fit"
     failed = False
+    catalogue = None
+    if all_techniques:
+        from models.catalogue_report import fit_catalogue, write_catalogue_report
+
+        if interactive:
+            typer.echo("fitting the multi-technique model (every variant) ...", err=True)
+        result = fit_catalogue(evidence, progress=interactive)
+        target = write_catalogue_report(result, evidence, out)
+        status = "diagnostics passed" if result.passed else "DIAGNOSTICS FAILED"
+        typer.echo(
+            f"catalogue: {len(result.data.techniques)} techniques, model {result.variant} ({status}) -> {target}"
+        )
+        failed |= not result.passed
+        catalogue = result.tree
+    elif ids and _wants_catalogue(model, engine, weights, evidence):
+        from models.catalogue_report import CATALOGUE_DIR, fit_catalogue, load_cached_catalogue
+
+        catalogue = load_cached_catalogue(out / CATALOGUE_DIR, evidence)
+        if catalogue is None:
+            if interactive:
+                typer.echo("no saved catalogue for this evidence: fitting the multi-technique model ...", err=True)
+            catalogue = fit_catalogue(evidence, progress=interactive).tree
     for t in ids:
         if interactive:
             typer.echo(f"fitting {t} ({engine}, prior {prior}) ...", err=True)
-        result = analyse_technique(t, evidence, chosen_prior, settings, weights, engine, progress=interactive)
+        result = analyse_technique(
+            t, evidence, chosen_prior, settings, weights, engine, progress=interactive, catalogue=catalogue
+        )
         target = write_technique_report(result, out, command=command, figures=figures)
         s = result.summary
         lo, hi = s["prevalence"]["hdi_94"]
@@ -153,6 +191,18 @@ def fit(
         failed |= not result.passed
     if failed:
         raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _wants_catalogue(model: str, engine: str, weights: dict, evidence) -> bool:
+    from models.catalogue_report import catalogue_applies
+
+    if model == "single" or engine == "exact":
+        return False
+    if model == "catalogue":
+        if not catalogue_applies(evidence):
+            raise InputError("--model catalogue needs at least 5 techniques, 3 of them with several sources")
+        return True
+    return not weights and catalogue_applies(evidence)
 
 
 @app.command("list")

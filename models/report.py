@@ -71,12 +71,19 @@ def _status(s: dict) -> list[str]:
             *[f"> - {p}" for p in d["problems"]],
         ]
     a = s["agreement"]
-    return [
+    text = (
         f"> **Diagnostics passed**: {d['divergences']} divergent transitions, max R-hat "
         f"{d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f} ({d['chains']} chains × "
         f"{d['draws']} draws); the MCMC mean of μ is {a['mu_mean_diff_in_mcse']:.1f} Monte Carlo "
         "standard errors from the exact one."
-    ]
+    )
+    cd = (s.get("catalogue") or {}).get("diagnostics")
+    if cd:
+        text += (
+            f" Multi-technique fit: {cd['divergences']} divergent transitions, max R-hat {cd['max_rhat']:.3f}, "
+            f"min bulk ESS {cd['min_ess_bulk']:.0f}."
+        )
+    return [text]
 
 
 def _question(s: dict) -> list[str]:
@@ -185,8 +192,9 @@ def _posterior(s: dict) -> list[str]:
         else:
             rows.append([label, num(r["mean"]), num(r["sd"]), num(r["median"]), interval(r["hdi_94"])])
     prior = s["priors"]
+    heading = "## Posterior of this technique alone" if s.get("catalogue") else "## Posterior"
     out = [
-        "## Posterior",
+        heading,
         "",
         f"Prior: {prior['label']} — {prior['rationale']} ({prior['reference']}). "
         f"Model: θ_s ~ Beta(μκ, (1 − μ)κ), y_s ~ Binomial(n_s, θ_s), θ integrated out for sampling.",
@@ -217,14 +225,72 @@ def _posterior(s: dict) -> list[str]:
     return out
 
 
+def _catalogue_section(s: dict) -> list[str]:
+    """Two-source-only against multi-technique, side by side, with a paragraph from the numbers."""
+    c, single = s.get("catalogue"), s.get("single_technique")
+    if not c or not single:
+        return []
+    a, b = single["prevalence"], s["prevalence"]
+    wa, wb = a["hdi_94"][1] - a["hdi_94"][0], b["hdi_94"][1] - b["hdi_94"][0]
+    ka, kb = single["concentration"], c["kappa"]
+    point = s["comparison"]["point_estimate"]
+    rows = [
+        ["mean μ", num(a["mean"]), num(b["mean"])],
+        ["median μ", num(a["median"]), num(b["median"])],
+        ["94 % HDI of μ", interval(a["hdi_94"]), interval(b["hdi_94"])],
+        ["width of that HDI", num(wa), num(wb)],
+        ["94 % HDI of θ_new", interval(single["predictive"]["hdi_94"]), interval(s["predictive"]["hdi_94"])],
+        [
+            "median κ (94 % HDI)",
+            f"{num(ka['median'], 3)} {interval(ka['hdi_94'])}",
+            f"{num(kb['median'], 3)} {interval(kb['hdi_94'])}",
+        ],
+        [
+            f"P(μ > {num(point)})",
+            f"{single['comparison']['prob_greater']:.2f}",
+            f"{s['comparison']['prob_greater']:.2f}",
+        ],
+        ["MAL expression", f"`{single['mal']['expression']}`", f"`{s['mal']['expression']}`"],
+    ]
+
+    def k3(x: float) -> str:
+        return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
+
+    def kint(pair) -> str:
+        return f"[{k3(pair[0])}, {k3(pair[1])}]"
+
+    change = "narrower" if wb < wa else "wider"
+    factor = wa / wb if wb < wa else wb / wa
+    text = (
+        f"Fitted alone, this technique's {len(s['sources'])} sources say little about how far sources disagree: "
+        f"κ's posterior spans {kint(ka['hdi_94'])} (94 % HDI of log κ, median {k3(ka['median'])}). The "
+        f"multi-technique model (variant `{c['variant']}`, {c['techniques']} techniques) learns the concentration "
+        f"from every technique that several sources report and puts this technique's κ at a median of "
+        f"{k3(kb['median'])} (94 % HDI {kint(kb['hdi_94'])}). With it, μ's 94 % HDI is {interval(b['hdi_94'])} "
+        f"instead of {interval(a['hdi_94'])} — {factor:.1f} times {change} — and the posterior mean moves from "
+        f"{num(a['mean'])} to {num(b['mean'])}. The multi-technique posterior is the default: it is the one the "
+        "comparison and the MAL value below use."
+    )
+    return [
+        "## Two-source-only against multi-technique",
+        "",
+        *_table(["", "this technique alone", "multi-technique (default)"], rows),
+        "",
+        text,
+    ]
+
+
 def _comparison(s: dict) -> list[str]:
     c = s["comparison"]
     prev = s["prevalence"]
     inside = "inside" if c["inside_hdi_94"] else "outside"
     ratio = prev["mean"] / c["point_estimate"] if c["point_estimate"] > 0 else math.inf
     lo, hi = prev["hdi_94"]
+    which = "the multi-technique " if s.get("catalogue") else ""
     return [
         "## Comparison with the point estimate",
+        "",
+        f"Under {which or 'this '}model:",
         "",
         f"enterpriseLang's {num(c['point_estimate'])} sits at the {c['percentile']:.0f}th percentile of the "
         f"posterior of μ: P(μ > {num(c['point_estimate'])}) = {c['prob_greater']:.2f}. It lies {inside} the "
@@ -355,6 +421,7 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
         _evidence(s),
         _point_estimate(s),
         _posterior(s),
+        _catalogue_section(s),
         _comparison(s),
         _mal(s, step),
         _ttc_section(s),

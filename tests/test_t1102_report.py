@@ -44,6 +44,20 @@ def test_summary_has_every_promised_field(t1102_run):
     assert re.fullmatch(r"[0-9a-f]{64}", s["data_sha256"])
 
 
+def test_headline_is_the_multi_technique_posterior(t1102_run):
+    s = t1102_run["summary"]
+    assert s["mal"]["model"] == "multi-technique" and s["model"].startswith("multi-technique")
+    single = s["single_technique"]
+    assert single["mal"]["model"] == "single-technique"
+    # the catalogue's learned heterogeneity narrows T1102's interval
+    width = s["prevalence"]["hdi_94"][1] - s["prevalence"]["hdi_94"][0]
+    assert width < single["prevalence"]["hdi_94"][1] - single["prevalence"]["hdi_94"][0]
+    assert s["catalogue"]["techniques"] >= 50 and s["catalogue"]["diagnostics"]["passed"]
+    text = (t1102_run["folder"] / "report.md").read_text()
+    assert "## Two-source-only against multi-technique" in text
+    assert f"`{single['mal']['expression']}` | `{s['mal']['expression']}`" in text
+
+
 def test_mal_value_is_the_posterior_mean(t1102_run):
     s = t1102_run["summary"]
     assert s["mal"]["p"] == pytest.approx(s["prevalence"]["mean"], rel=1e-3)
@@ -97,16 +111,20 @@ def test_saved_posterior_records_its_provenance(t1102_run):
         assert attrs["data_sha256"] == s["data_sha256"]
         assert int(attrs["seed"]) == 20201102
         assert "pymc" in json.loads(attrs["versions"])
-        assert float(tree["posterior"]["mu"].mean()) == pytest.approx(s["prevalence"]["mean"], rel=1e-12)
+        alone = s["single_technique"]["prevalence"]["mean"]
+        assert float(tree["posterior"]["mu"].mean()) == pytest.approx(alone, rel=1e-12)
         assert list(tree["posterior"]["theta"].coords["source"].values) == ["mtrends2020", "sok2019_windows_malware"]
         assert {"prior", "posterior_predictive", "observed_data", "sample_stats"} <= set(tree.children)
 
 
 def test_same_seed_gives_identical_summary(t1102_run, tmp_path):
+    import shutil
+
     from typer.testing import CliRunner
 
     from models.cli import app
 
+    shutil.copytree(t1102_run["out"] / "techniques", tmp_path / "techniques")
     result = CliRunner().invoke(app, ["fit", "T1102", "--out", str(tmp_path), "--no-figures"])
     assert result.exit_code == 0
     again = (tmp_path / "t1102" / "summary.json").read_text()
