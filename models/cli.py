@@ -242,6 +242,12 @@ def export_mal_command(
         bool, typer.Option("--skip-missing", help="Leave out mapped steps the .mal file lacks.")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the JSON form to this file.")] = None,
+    catalogue: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the probabilities from this catalogue CSV only (default: REPORTS/techniques/ + reports)."
+        ),
+    ] = None,
 ) -> None:
     """Print each technique's MAL TTC (fragment and mal-toolbox JSON form); optionally patch a .mal file."""
     import json
@@ -250,7 +256,14 @@ def export_mal_command(
 
     if in_place and patch is None:
         raise InputError("--in-place needs --patch FILE.mal")
-    result = export_mal(reports, patch=patch, out=out, in_place=in_place, missing="skip" if skip_missing else "error")
+    result = export_mal(
+        reports,
+        patch=patch,
+        out=out,
+        in_place=in_place,
+        catalogue=catalogue,
+        missing="skip" if skip_missing else "error",
+    )
     typer.echo(result.fragment.rstrip())
     typer.echo("")
     text = json.dumps(result.json, indent=2, ensure_ascii=False)

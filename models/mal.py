@@ -923,6 +923,10 @@ def _check_estimate(tid: Any, p: Any, hdi: Any, origin: Path, row: int | None) -
     return Estimate(tid.strip(), value, interval, origin)
 
 
+#: Folder of the multi-technique catalogue report inside a reports folder.
+CATALOGUE_FOLDER = "techniques"
+
+
 def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
     """Read ``<reports_dir>/*/summary.json``; folders without one are skipped.
 
@@ -933,6 +937,8 @@ def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
         raise InputError("reports folder not found", reports_dir)
     estimates = []
     for summary in sorted(reports_dir.glob("*/summary.json")):
+        if summary.parent.name == CATALOGUE_FOLDER:
+            continue  # the catalogue's own summary; its table is read by estimates_from_catalogue
         try:
             data = json.loads(summary.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
@@ -1079,7 +1085,13 @@ def export_mal(
     if catalogue is not None:
         estimates = estimates_from_catalogue(catalogue)
     else:
+        # every technique from the catalogue table when there is one; a technique's own
+        # report (reports/<id>/summary.json) takes precedence over its catalogue row
         estimates = estimates_from_reports(reports_dir)
+        table = reports_dir / CATALOGUE_FOLDER / "catalogue.csv"
+        if table.exists():
+            own = {e.technique_id for e in estimates}
+            estimates += [e for e in estimates_from_catalogue(table) if e.technique_id not in own]
     if not estimates:
         raise InputError("no <technique>/summary.json in the reports folder", reports_dir)
     seen: dict[str, Path] = {}

@@ -200,3 +200,15 @@ def test_export_mal_prints_t1102_line_and_json_and_patches(tmp_path):
 def test_export_mal_in_place_needs_patch(tmp_path):
     proc = run("export-mal", "--in-place", "--reports", str(tmp_path))
     assert proc.returncode == 2 and "--in-place needs --patch" in proc.stderr
+
+
+def test_export_mal_covers_the_whole_catalogue():
+    """With reports/techniques/ present every technique is exported; T1102 comes from its own report."""
+    proc = run("export-mal", "--reports", str(ROOT / "reports"))
+    assert proc.returncode == 0, proc.stderr
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    catalogue = (ROOT / "reports" / "techniques" / "catalogue.csv").read_text().splitlines()
+    assert len(steps) == len(catalogue) - 1
+    t1102 = json.loads((ROOT / "reports" / "t1102" / "summary.json").read_text())
+    assert f"| webService [{t1102['mal']['expression']}]" in steps
+    assert "reports/t1102/summary.json" in proc.stdout
