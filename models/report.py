@@ -48,6 +48,16 @@ def num(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}f}"
 
 
+def k3(x: float) -> str:
+    """Three significant digits, thousands separated (for κ, which spans orders of magnitude)."""
+    return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
+
+
+def kint(pair) -> str:
+    """'[lo, hi]' with :func:`k3`."""
+    return f"[{k3(pair[0])}, {k3(pair[1])}]"
+
+
 def interval(pair, fmt: Callable = num) -> str:
     """'[lo, hi]'; a bound below 10⁻⁶ is shown as 0."""
     lo, hi = (0.0 if abs(x) < 1e-6 else x for x in pair)
@@ -175,18 +185,19 @@ def _posterior(s: dict) -> list[str]:
     for key, r in rows_src.items():
         label = labels.get(key, key.replace("theta[", "θ[").replace("]", "]"))
         e = exact[key]
+        ivl = kint if key == "kappa" else interval
         if s["engine"] == "mcmc":
             rows.append(
                 [
                     label,
                     num(r["mean"]),
                     num(r["sd"]),
-                    interval(r["hdi_94"]),
+                    ivl(r["hdi_94"]),
                     f"{r['ess_bulk']:.0f}",
                     f"{r['ess_tail']:.0f}",
                     f"{r['r_hat']:.3f}",
                     num(e["mean"]),
-                    interval(e["hdi_94"]),
+                    ivl(e["hdi_94"]),
                 ]
             )
         else:
@@ -242,8 +253,8 @@ def _catalogue_section(s: dict) -> list[str]:
         ["94 % HDI of θ_new", interval(single["predictive"]["hdi_94"]), interval(s["predictive"]["hdi_94"])],
         [
             "median κ (94 % HDI)",
-            f"{num(ka['median'], 3)} {interval(ka['hdi_94'])}",
-            f"{num(kb['median'], 3)} {interval(kb['hdi_94'])}",
+            f"{k3(ka['median'])} {kint(ka['hdi_94'])}",
+            f"{k3(kb['median'])} {kint(kb['hdi_94'])}",
         ],
         [
             f"P(μ > {num(point)})",
@@ -252,12 +263,6 @@ def _catalogue_section(s: dict) -> list[str]:
         ],
         ["MAL expression", f"`{single['mal']['expression']}`", f"`{s['mal']['expression']}`"],
     ]
-
-    def k3(x: float) -> str:
-        return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
-
-    def kint(pair) -> str:
-        return f"[{k3(pair[0])}, {k3(pair[1])}]"
 
     change = "narrower" if wb < wa else "wider"
     factor = wa / wb if wb < wa else wb / wa
