@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 report: $(STAMP)
 	$(VENV)/bin/attackprev fit --all T1102
+	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -28,7 +28,7 @@ import numpy as np
 
 from models.analysis import jeffreys_interval
 from models.evidence import DATA_DIR, Evidence, consistent_count, read_table
-from models.exact import HDI_PROB, ExactPosterior, fit_exact
+from models.exact import ExactPosterior, fit_exact
 from models.priors import Prior
 
 #: Set to 1 to run the notebooks quickly (small MCMC runs, coarse sweeps), as the tests do.
@@ -202,7 +202,12 @@ def denominator_sweep(
 
 # ------------------------------------------------------------------------ solving for a weight
 def bisect(
-    fn: Callable[[float], float], target: float, lo: float = 0.0, hi: float = 1.0, tol: float = 1e-6, max_iter: int = 100
+    fn: Callable[[float], float],
+    target: float,
+    lo: float = 0.0,
+    hi: float = 1.0,
+    tol: float = 1e-6,
+    max_iter: int = 100,
 ) -> float | None:
     """The x in [lo, hi] with fn(x) = target, by bisection; ``None`` when fn(lo) − target and
     fn(hi) − target have the same sign (no crossing in the interval)."""
@@ -227,7 +232,11 @@ def bisect(
 
 # ------------------------------------------------------------------------ leave one out
 def leave_one_out(
-    successes: Sequence[float], trials: Sequence[float], sources: Sequence[str], prior: Prior, point: float | None = None
+    successes: Sequence[float],
+    trials: Sequence[float],
+    sources: Sequence[str],
+    prior: Prior,
+    point: float | None = None,
 ) -> list[dict]:
     """μ with each source dropped in turn (its weight set to 0), beside the fit with all of them."""
     full = fit_exact(successes, trials, prior, sources=sources)
@@ -378,3 +387,18 @@ def disagreement_reason(row: dict, tolerance: float = math.log(1.1)) -> str:
     if row["source_ratio"] > 3:
         return "sources disagree"
     return "pooling"
+
+
+# ------------------------------------------------------------------------ presentation
+def interval(low: float | None, high: float | None, digits: int = 4) -> str:
+    """``[low, high]`` with ``digits`` decimals, or an en dash when there is no interval."""
+    if low is None or high is None:
+        return "–"
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def markdown_table(rows: Sequence[dict], columns: dict[str, Callable[[dict], str]]) -> str:
+    """A Markdown table: one row per dict, one column per (header, function of the row → text)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(f(r)) for f in columns.values()) + " |" for r in rows]
+    return "\n".join(lines)
