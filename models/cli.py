@@ -194,10 +194,10 @@ def fit(
 
 
 def _wants_catalogue(model: str, engine: str, weights: dict, evidence) -> bool:
-    from models.catalogue_report import catalogue_applies
-
     if model == "single" or engine == "exact":
         return False
+    from models.catalogue_report import catalogue_applies  # imports PyMC: only when it may be needed
+
     if model == "catalogue":
         if not catalogue_applies(evidence):
             raise InputError("--model catalogue needs at least 5 techniques, 3 of them with several sources")

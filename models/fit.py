@@ -119,12 +119,13 @@ def sample_technique(
     import nutpie
 
     from models.betabinomial import build_model
+    from models.nutpie_cache import compile_pymc_model
 
     y = np.asarray(successes, float)
     n = np.asarray(trials, float)
     w = np.ones_like(y) if weights is None else np.asarray(weights, float)
     model = build_model(y, n, sources, prior, w)
-    compiled = nutpie.compile_pymc_model(model)
+    compiled = compile_pymc_model(model)  # nutpie's, with its compiled code cached on disk
     tree = nutpie.sample(
         compiled,
         draws=settings.draws,
