@@ -459,7 +459,7 @@ def render(d: dict) -> str:
         "`NUMBA_CACHE_DIR` and `XDG_CACHE_HOME` stay empty; matplotlib's font list (`MPLCONFIGDIR`) is rebuilt "
         "on a cold start.",
     ]
-    if "baseline" in res:
+    if "baseline" in res["warm"]:
         lines += [
             "",
             f"**baseline** is `attackprev fit T1102` of revision `{d['baseline']}` (before the changes listed at the "
