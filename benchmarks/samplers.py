@@ -24,12 +24,11 @@ def main() -> None:
 
     import arviz as az
     import numpy as np
-    import nutpie
     import pymc as pm
 
     from models.betabinomial import build_model
     from models.evidence import load_evidence
-    from models.fit import SamplerSettings
+    from models.fit import SamplerSettings, run_nutpie
     from models.nutpie_cache import compile_pymc_model
     from models.priors import DEFAULT_PRIOR, get_prior
 
@@ -51,15 +50,7 @@ def main() -> None:
     start = time.perf_counter()
     compiled = compile_pymc_model(model)
     compiled_at = time.perf_counter()
-    tree = nutpie.sample(
-        compiled,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        seed=settings.seed,
-        target_accept=settings.target_accept,
-        progress_bar=False,
-    )
+    tree = run_nutpie(compiled, settings)
     done = time.perf_counter()
     out["project"] = {
         "sampler": "nutpie",

@@ -88,6 +88,21 @@ def provenance(prior: Prior, data_hash: str, settings: SamplerSettings, weights:
     }
 
 
+def run_nutpie(compiled, settings: SamplerSettings, seed: int | None = None, progress: bool = False) -> xr.DataTree:
+    """``nutpie.sample`` with the project's settings (``seed`` overrides ``settings.seed``)."""
+    import nutpie
+
+    return nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=settings.seed if seed is None else seed,
+        target_accept=settings.target_accept,
+        progress_bar=progress,
+    )
+
+
 def sample_technique(
     successes: np.ndarray,
     trials: np.ndarray,
@@ -116,8 +131,6 @@ def sample_technique(
     -------
     xarray.DataTree
     """
-    import nutpie
-
     from models.betabinomial import build_model
     from models.nutpie_cache import compile_pymc_model
 
@@ -126,15 +139,7 @@ def sample_technique(
     w = np.ones_like(y) if weights is None else np.asarray(weights, float)
     model = build_model(y, n, sources, prior, w)
     compiled = compile_pymc_model(model)  # nutpie's, with its compiled code cached on disk
-    tree = nutpie.sample(
-        compiled,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        seed=settings.seed,
-        target_accept=settings.target_accept,
-        progress_bar=progress,
-    )
+    tree = run_nutpie(compiled, settings, progress=progress)
     return add_derived(tree, y, n, w, sources, prior, settings)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from models.betabinomial import build_model
-from models.fit import SamplerSettings
+from models.fit import SamplerSettings, run_nutpie
 from models.priors import Prior
 
 #: Settings of the SBC fits: the package's tuning and chains with 1000 draws per chain,
@@ -77,22 +77,13 @@ class Refitter:
         xarray.DataTree
             nutpie's result (groups ``posterior`` and ``sample_stats``).
         """
-        import nutpie
 
         n = self.trials if trials is None else np.asarray(trials, float)
         y = np.asarray(successes, float)
         if y.shape != self.trials.shape or n.shape != self.trials.shape:
             raise ValueError(f"this model was compiled for {len(self.trials)} sources, got {y.shape}")
         data = self.compiled.with_data(successes=y, trials=n, weight=np.ones_like(y))
-        return nutpie.sample(
-            data,
-            draws=settings.draws,
-            tune=settings.tune,
-            chains=settings.chains,
-            seed=seed,
-            target_accept=settings.target_accept,
-            progress_bar=False,
-        )
+        return run_nutpie(data, settings, seed=seed)
 
 
 def divergences(tree: xr.DataTree) -> int:
@@ -107,13 +98,5 @@ def data_swap_is_exact(refitter: Refitter, successes: np.ndarray, settings: Samp
     y = np.asarray(successes, float)
     fresh = nutpie.compile_pymc_model(build_model(y, refitter.trials, _source_names(len(y)), refitter.prior))
     a = refitter.fit(y, settings, seed)["posterior"]
-    b = nutpie.sample(
-        fresh,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        seed=seed,
-        target_accept=settings.target_accept,
-        progress_bar=False,
-    )["posterior"]
+    b = run_nutpie(fresh, settings, seed=seed)["posterior"]
     return all(np.array_equal(a[v].values, b[v].values) for v in ("mu", "log_kappa"))
