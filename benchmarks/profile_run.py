@@ -31,7 +31,9 @@ STAGES = {
     ("models.fit", "diagnose"): "ArviZ: diagnostics",
     ("models.analysis", "_use_catalogue"): "multi-technique headline",
     ("models.report", "save_posterior"): "write posterior.nc",
-    ("models.figures", "write_figures"): "figures (two processes)",
+    ("models.figures", "write_figures"): "figures drawn in this process",
+    ("models.figure_workers", "PendingFigures.wait"): "figures: waiting for the workers",
+    ("models.figure_workers", "FigureWorkers.start"): "figures: forking the workers",
     ("models.report", "render_markdown"): "render report.md",
 }
 #: What a default run imports, timed as one stage before the run.

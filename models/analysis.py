@@ -30,6 +30,8 @@ class TechniqueAnalysis:
     summary: dict
     exact: ExactPosterior
     tree: object | None  # xarray.DataTree for MCMC runs
+    headline: object | None = None  # models.figures.Headline when the multi-technique fit is the headline
+    figures: object | None = None  # models.figure_workers.PendingFigures: figures being drawn elsewhere
 
     @property
     def passed(self) -> bool:
@@ -218,6 +220,7 @@ def analyse_technique(
     engine: str = "mcmc",
     progress: bool = False,
     catalogue=None,
+    workers=None,
 ) -> TechniqueAnalysis:
     """Fit one technique and compute every figure of its report.
 
@@ -242,11 +245,27 @@ def analyse_technique(
         When it covers the technique and no source is re-weighted, its μ_t becomes the
         headline (``prevalence``, ``mal``) and the two-source-only fit is kept beside it
         under ``single_technique``.
+    workers
+        :class:`models.figure_workers.FigureWorkers`: when given (MCMC engine), the report's
+        figures are sent to them as soon as the draws exist, and the result's ``figures``
+        holds the pending job for :func:`models.report.write_technique_report`.
 
     Returns
     -------
     TechniqueAnalysis
     """
+    pending: list = []
+    try:
+        return _analyse(technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending)
+    except BaseException:
+        for job in pending:  # the figures of a failed analysis are not wanted
+            job.discard()
+        raise
+
+
+def _analyse(
+    technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending
+) -> TechniqueAnalysis:
     from models.attack import attack_table, describe_migration
 
     settings = settings or SamplerSettings()
@@ -263,6 +282,10 @@ def analyse_technique(
 
     tree = None
     exact_rows = _exact_rows(exact)
+    use_catalogue = (
+        catalogue is not None and technique_id in catalogue["posterior"]["technique"].values and bool(np.all(w == 1))
+    )
+    headline = _catalogue_headline(catalogue, technique_id) if use_catalogue else None
     if engine == "mcmc":
         tree = sample_technique(y, n, sources, prior, settings, weights=w, progress=progress)
         tree.attrs.update(
@@ -270,6 +293,15 @@ def analyse_technique(
             | {"technique_id": technique_id}
         )
         rows = _mcmc_rows(tree)
+        if workers is not None:  # draw the figures while the rest is computed and written
+            import tempfile
+            from pathlib import Path
+
+            from models.catalogue_report import hdi
+
+            hdi_mu = hdi(headline.mu) if headline is not None else tuple(rows["mu"]["hdi_94"])
+            folder = Path(tempfile.mkdtemp(prefix="attackprev-figures-"))
+            pending.append(workers.submit(tree, folder, point, hdi_mu, technique_id, headline=headline))
         diag = diagnose(tree)
         mu_draws = tree["posterior"]["mu"].values.ravel()
         below = float(np.mean(mu_draws <= point))
@@ -369,9 +401,11 @@ def analyse_technique(
         "data_sha256": evidence.digest,
         "data_file": _display_path(evidence.path),
     }
-    if catalogue is not None and technique_id in catalogue["posterior"]["technique"].values and np.all(w == 1):
+    if use_catalogue:
         _use_catalogue(summary, catalogue, technique_id, point, ttc)
-    return TechniqueAnalysis(summary=summary, exact=exact, tree=tree)
+    return TechniqueAnalysis(
+        summary=summary, exact=exact, tree=tree, headline=headline, figures=pending[0] if pending else None
+    )
 
 
 def _draw_summary(x: np.ndarray) -> dict:
@@ -379,6 +413,18 @@ def _draw_summary(x: np.ndarray) -> dict:
 
     x = np.asarray(x).ravel()
     return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(np.median(x)), "hdi_94": list(hdi(x))}
+
+
+def _catalogue_headline(tree, technique_id: str):
+    """The technique's multi-technique draws, for the figures (:class:`models.figures.Headline`)."""
+    from models.figures import Headline
+
+    post = tree["posterior"]
+    return Headline(
+        mu=post["mu"].sel(technique=technique_id).values,
+        theta_new=post["theta_new"].sel(technique=technique_id).values,
+        label="multi-technique",
+    )
 
 
 def _use_catalogue(summary: dict, tree, technique_id: str, point: float, ttc: dict) -> None:

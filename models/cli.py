@@ -143,12 +143,45 @@ def fit(
     interactive = _interactive()
     if not interactive:
         _quiet_libraries()
-    from models.analysis import analyse_technique
     from models.fit import SamplerSettings
-    from models.report import write_technique_report
 
     settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
     command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev fit"
+    workers = None
+    if figures and engine == "mcmc" and ids:
+        from models.figure_workers import FigureWorkers
+
+        workers = FigureWorkers.start()  # forked now, before any sampler thread; they warm up meanwhile
+    try:
+        failed = _fit_and_write(
+            ids,
+            evidence,
+            settings,
+            all_techniques=all_techniques,
+            model=model,
+            engine=engine,
+            weights=weights,
+            prior=chosen_prior,
+            out=out,
+            command=command,
+            figures=figures,
+            workers=workers,
+        )
+    finally:
+        if workers is not None:
+            workers.close()
+    if failed:
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _fit_and_write(
+    ids, evidence, settings, *, all_techniques, model, engine, weights, prior, out, command, figures, workers
+) -> bool:
+    """The work of ``fit`` once its input is checked; True when a fit failed its diagnostics."""
+    from models.analysis import analyse_technique
+    from models.report import write_technique_report
+
+    interactive = _interactive()
     failed = False
     catalogue = None
     if all_techniques:
@@ -174,9 +207,9 @@ def fit(
             catalogue = fit_catalogue(evidence, progress=interactive).tree
     for t in ids:
         if interactive:
-            typer.echo(f"fitting {t} ({engine}, prior {prior}) ...", err=True)
+            typer.echo(f"fitting {t} ({engine}, prior {prior.name}) ...", err=True)
         result = analyse_technique(
-            t, evidence, chosen_prior, settings, weights, engine, progress=interactive, catalogue=catalogue
+            t, evidence, prior, settings, weights, engine, progress=interactive, catalogue=catalogue, workers=workers
         )
         target = write_technique_report(result, out, command=command, figures=figures)
         s = result.summary
@@ -189,8 +222,7 @@ def fit(
             f"{lo:.4f}–{hi:.4f}; {status}) -> {target}"
         )
         failed |= not result.passed
-    if failed:
-        raise typer.Exit(EXIT_DIAGNOSTICS)
+    return failed
 
 
 def _wants_catalogue(model: str, engine: str, weights: dict, evidence) -> bool:

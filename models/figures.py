@@ -5,9 +5,13 @@
 
 ``forest.png``
     Each source's published rate ``y/n`` (94 % Jeffreys interval) beside the model's
-    shrunk rate θ_s (94 % HDI), the prevalence μ and a new source's rate θ_new.
+    shrunk rate θ_s (94 % HDI), the prevalence μ and a new source's rate θ_new — from this
+    technique alone and, when the multi-technique model is the report's headline
+    (:class:`Headline`), from that model too.
 ``mu_posterior.png``
-    The posterior of μ with its 94 % HDI and the point estimate it is compared with.
+    The posterior of the headline μ with its 94 % HDI, its mean (the MAL probability) and
+    the point estimate it is compared with; with a multi-technique headline, the
+    single-technique posterior is drawn beside it as a line.
 ``prior_posterior.png``
     Prior against posterior for μ and log κ (posterior alone when the prior is improper).
 ``ppc.png``
@@ -22,8 +26,8 @@ imported, so ``import models.figures`` stays cheap.
 from __future__ import annotations
 
 import io
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +71,23 @@ _COLORS = {
 }
 
 
+@dataclass(frozen=True)
+class Headline:
+    """The multi-technique posterior of one technique, when it is the report's headline.
+
+    Attributes
+    ----------
+    mu, theta_new
+        Draws of the technique's μ_t and θ_new,t, shape ``(chain, draw)``.
+    label
+        Words naming the model in legends and row labels, e.g. ``"multi-technique"``.
+    """
+
+    mu: np.ndarray
+    theta_new: np.ndarray
+    label: str = "multi-technique"
+
+
 def write_figures(
     tree: xr.DataTree,
     out_dir: Path,
@@ -75,6 +96,8 @@ def write_figures(
     technique_id: str,
     *,
     point_label: str = "enterpriseLang estimate",
+    headline: Headline | None = None,
+    keys: tuple[str, ...] | None = None,
 ) -> dict[str, str]:
     """Write every report figure as PNG into out_dir; return {key: filename}.
 
@@ -91,12 +114,17 @@ def write_figures(
         The single number the model is compared with (e.g. enterpriseLang's 0.0445),
         drawn as a vertical line.
     hdi_mu
-        The report's 94 % HDI of μ, ``(lower, upper)``, drawn on the μ posterior so the
-        figure and the report's table agree.
+        The report's 94 % HDI of the headline μ, ``(lower, upper)``, drawn on the μ
+        posterior so the figure and the report's table agree.
     technique_id
         ATT&CK technique ID used in the titles, e.g. ``"T1102"``.
     point_label
         Words naming the point estimate in the legends.
+    headline
+        The multi-technique posterior when it, not ``tree``, gives the report's headline μ
+        (the μ figure then shows it, and the forest plot adds its rows).
+    keys
+        Draw only these figures (default: all of :data:`FILENAMES`).
 
     Returns
     -------
@@ -106,6 +134,8 @@ def write_figures(
 
     Notes
     -----
+    :mod:`models.figure_workers` draws the same figures in processes forked before the
+    model is compiled, so a report's figures need not wait for each other.
     Density curves use at most ``MAX_DENSITY_DRAWS`` draws (evenly thinned over the
     draw dimension); rank plots use ArviZ's ESS-based thinning (``thin=True``), which
     makes its multi-chain uniformity test about 20 times faster on 4 x 4000 draws.
@@ -116,61 +146,20 @@ def write_figures(
     _require(tree)
     pe_text = f"{point_label} {_pct(point_estimate)}"
     writers = {
-        "forest": lambda p: _forest(tree, p, point_estimate, pe_text, technique_id),
-        "mu_posterior": lambda p: _mu_posterior(tree, p, point_estimate, pe_text, hdi_mu, technique_id),
+        "forest": lambda p: _forest(tree, p, point_estimate, pe_text, technique_id, headline),
+        "mu_posterior": lambda p: _mu_posterior(tree, p, point_estimate, pe_text, hdi_mu, technique_id, headline),
         "prior_posterior": lambda p: _prior_posterior(tree, p, technique_id),
         "ppc": lambda p: _ppc(tree, p, technique_id),
         "rank": lambda p: _rank(tree, p, technique_id),
         "trace": lambda p: _trace(tree, p, technique_id),
     }
-    _draw(writers, out_dir)
-    return dict(FILENAMES)
-
-
-#: Figures a second process draws while this one draws the rest (about half the time each).
-FORKED_FIGURES = ("trace", "rank")
-
-
-def _can_fork() -> bool:
-    """Whether a forked child can draw some figures: Linux, two or more CPUs, a headless backend."""
-    if sys.platform != "linux" or not hasattr(os, "fork") or len(os.sched_getaffinity(0)) < 2:
-        return False
-    import matplotlib
-
-    return matplotlib.get_backend().lower() == "agg"
-
-
-def _draw(writers: dict[str, Any], out_dir: Path) -> None:
-    """Draw every figure; where it can, a forked child draws :data:`FORKED_FIGURES` meanwhile.
-
-    The child runs the same code on the same data, so the files are identical to drawing
-    them one after another. If it fails, the figures it was given are drawn here (and any
-    error is raised here).
-    """
-    _pyplot()  # choose the backend before forking
-    forked = [k for k in FORKED_FIGURES if k in writers] if _can_fork() else []
-    pid = 0
-    if forked:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: draw, then leave without running the parent's exit handlers
-            code = 1
-            try:
-                for key in forked:
-                    writers[key](out_dir / FILENAMES[key])
-                code = 0
-            finally:
-                os._exit(code)
-    try:
-        for key, write in writers.items():
-            if key not in forked:
-                write(out_dir / FILENAMES[key])
-    finally:
-        status = os.waitpid(pid, 0)[1] if pid else 0
-    if pid and os.waitstatus_to_exitcode(status) != 0:
-        for key in forked:
-            writers[key](out_dir / FILENAMES[key])
+    unknown = sorted(set(keys or ()) - set(writers))
+    if unknown:
+        raise ValueError(f"unknown figure keys: {', '.join(unknown)}")
+    _pyplot()
+    for key in keys or tuple(writers):
+        writers[key](out_dir / FILENAMES[key])
+    return {k: FILENAMES[k] for k in FILENAMES if keys is None or k in keys}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -281,11 +270,15 @@ def _jeffreys(y: np.ndarray, n: np.ndarray, prob: float) -> tuple[np.ndarray, np
 # --------------------------------------------------------------------------- figures
 
 
-def _forest(tree: xr.DataTree, path: Path, point: float, point_text: str, tid: str) -> None:
+def _forest(
+    tree: xr.DataTree, path: Path, point: float, point_text: str, tid: str, headline: Headline | None = None
+) -> None:
     """Published rates beside shrunk rates, μ and θ_new, drawn directly with matplotlib.
 
     ``az.plot_forest`` cannot mix a frequentist interval (Jeffreys, for the raw rate)
-    with posterior HDIs in one panel, so the rows are drawn here from ``az.hdi``.
+    with posterior HDIs in one panel, so the rows are drawn here from ``az.hdi``. With a
+    multi-technique ``headline``, its μ and θ_new rows (filled markers) follow this
+    technique's own (open markers).
     """
     import arviz as az
     from matplotlib.lines import Line2D
@@ -312,17 +305,30 @@ def _forest(tree: xr.DataTree, path: Path, point: float, point_text: str, tid: s
                 "theta",
             )
         )
+    alone = "\nthis technique alone" if headline is not None else ""
+    open_rows = set()
     for var in ("mu", "theta_new"):
-        label = {"mu": "prevalence μ\n(pooled over sources)", "theta_new": "a new source\nθ_new"}[var]
+        label = {"mu": "prevalence μ", "theta_new": "a new source θ_new"}[var]
+        if headline is None:
+            label += {"mu": "\n(pooled over sources)", "theta_new": ""}[var]
+        else:
+            open_rows.add(len(rows))
         rows.append(
             (
-                label,
+                label + alone,
                 float(median[var]),
                 float(hdi[var].sel(ci_bound="lower")),
                 float(hdi[var].sel(ci_bound="upper")),
                 var,
             )
         )
+    if headline is not None:
+        from models.catalogue_report import hdi as draws_hdi  # the report's own HDI of these draws
+
+        for var, draws in (("mu", headline.mu), ("theta_new", headline.theta_new)):
+            label = {"mu": "prevalence μ", "theta_new": "a new source θ_new"}[var]
+            lo, hi = draws_hdi(draws, CI_PROB)
+            rows.append((f"{label}\n{headline.label} (headline)", float(np.median(draws)), lo, hi, var))
 
     markers = {"raw": "s", "theta": "o", "mu": "D", "theta_new": "D"}
     fig = _new_figure((8.5, 0.62 * len(rows) + 1.9))
@@ -332,7 +338,9 @@ def _forest(tree: xr.DataTree, path: Path, point: float, point_text: str, tid: s
         if k % 2 == 0:
             ax.axhspan(ypos[2 * k + 1] - 0.5, ypos[2 * k] + 0.5, color="#f2f2f2", zorder=0)
     ax.axhline(ypos[2 * len(sources)] + 0.5, color="#bbbbbb", lw=0.8, zorder=0)
-    for yp, (_, centre, lo, hi, style) in zip(ypos, rows, strict=True):
+    if headline is not None:
+        ax.axhline(ypos[2 * len(sources) + 2] + 0.5, color="#bbbbbb", lw=0.8, ls=":", zorder=0)
+    for i, (yp, (_, centre, lo, hi, style)) in enumerate(zip(ypos, rows, strict=True)):
         color = _COLORS[style]
         ax.plot([lo, hi], [yp, yp], color=color, lw=2.2, solid_capstyle="butt", zorder=2)
         ax.plot(
@@ -341,7 +349,7 @@ def _forest(tree: xr.DataTree, path: Path, point: float, point_text: str, tid: s
             marker=markers[style],
             ms=7,
             color=color,
-            mfc="white" if style == "raw" else color,
+            mfc="white" if style == "raw" or i in open_rows else color,
             mew=1.6,
             zorder=3,
         )
@@ -381,6 +389,11 @@ def _forest(tree: xr.DataTree, path: Path, point: float, point_text: str, tid: s
         Line2D([], [], color=_COLORS["theta_new"], marker="D", lw=2, label="new source θ_new (median, HDI)"),
         Line2D([], [], color=_COLORS["point"], ls="--", lw=1.4, label=point_text),
     ]
+    if headline is not None:
+        handles.insert(
+            4,
+            Line2D([], [], color="#555555", marker="D", mfc="white", lw=0, label="open ◇: this technique alone"),
+        )
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8.5, frameon=False)
     _save(fig, path)
 
@@ -392,17 +405,27 @@ def _mu_posterior(
     point_text: str,
     hdi_mu: tuple[float, float],
     tid: str,
+    headline: Headline | None = None,
 ) -> None:
-    """Posterior density of μ (``az.plot_dist``) with the report's HDI and the point estimate."""
+    """Posterior density of the headline μ (``az.plot_dist``) with the report's HDI and the point estimate.
+
+    The headline is ``tree``'s μ unless a multi-technique ``headline`` is given; then this
+    technique's own posterior of μ is drawn beside it as a grey line, for comparison.
+    """
     import arviz as az
+    import xarray as xr
+    from arviz_stats.base import array_stats
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     _pyplot()
-    mu = tree["posterior"]["mu"]
-    post = _thin_for_density(tree["posterior"].to_dataset()[["mu"]])
+    alone = tree["posterior"]["mu"].values
+    mu = alone if headline is None else np.asarray(headline.mu)
+    if mu.ndim == 1:
+        mu = mu[None]
+    shown = xr.Dataset({"mu": (("chain", "draw"), mu)})
     pc = az.plot_dist(
-        post,
+        _thin_for_density(shown),
         var_names=["mu"],
         kind="kde",
         visuals={"credible_interval": False, "point_estimate": False, "point_estimate_text": False},
@@ -415,15 +438,31 @@ def _mu_posterior(
     lo, hi = hdi_mu
     inside = (xs >= lo) & (xs <= hi)
     ax.fill_between(xs[inside], 0, ys[inside], color=_COLORS["theta"], alpha=0.25, lw=0)
-    median = float(mu.median())
+    median = float(np.median(mu))
     mean = float(mu.mean())
     ax.axvline(median, color=_COLORS["theta"], lw=1.2, ls=":")
     ax.axvline(mean, color=_COLORS["mu"], lw=1.4, ls="-.")
     ax.axvline(point, color=_COLORS["point"], lw=1.6, ls="--")
     # The upper tail of μ is long: cut the axis at the 99th percentile and say so.
-    q99 = float(mu.quantile(0.99))
+    q99 = float(np.quantile(mu, 0.99))
     right = max(q99, hi * 1.15, point * 1.3)
     ax.set_xlim(0, right)
+    extra = []
+    if headline is not None:
+        thinned = _thin_for_density(xr.Dataset({"mu": (("chain", "draw"), alone)}))["mu"].values.ravel()
+        grid, pdf, _ = array_stats.kde(thinned)
+        ax.plot(grid, pdf, color=_COLORS["raw"], lw=1.3, ls=(0, (4, 2)))
+        ax.set_ylim(0, max(ys.max(), float(pdf[grid <= right].max())) * 1.05)
+        extra = [
+            Line2D(
+                [],
+                [],
+                color=_COLORS["raw"],
+                lw=1.3,
+                ls=(0, (4, 2)),
+                label=f"this technique alone (mean {_pct(float(alone.mean()))})",
+            )
+        ]
     ax.annotate(
         point_text,
         xy=(point, ys.max() * 0.5),
@@ -436,14 +475,20 @@ def _mu_posterior(
     share_cut = float((mu > right).mean())
     _percent_axis(ax)
     ax.set_xlabel(LABELS["mu"])
-    ax.set_title(f"{tid}: posterior of the prevalence μ (pooled over sources)", fontsize=11)
+    if headline is None:
+        ax.set_title(f"{tid}: posterior of the prevalence μ (pooled over sources)", fontsize=11)
+        density = "posterior density"
+    else:
+        ax.set_title(f"{tid}: posterior of the prevalence μ — {headline.label} model (headline)", fontsize=11)
+        density = f"posterior density, {headline.label}"
     note = f"x axis cut at {_pct(right)}; {share_cut:.1%} of draws lie beyond" if share_cut > 0 else ""
     handles = [
-        Line2D([], [], color=_COLORS["theta"], lw=1.5, label="posterior density"),
+        Line2D([], [], color=_COLORS["theta"], lw=1.5, label=density),
         Patch(color=_COLORS["theta"], alpha=0.25, label=f"{100 * CI_PROB:.0f} % HDI {_pct(lo)} – {_pct(hi)}"),
         Line2D([], [], color=_COLORS["theta"], lw=1.2, ls=":", label=f"posterior median {_pct(median)}"),
         Line2D([], [], color=_COLORS["mu"], lw=1.4, ls="-.", label=f"posterior mean {_pct(mean)} (the MAL p)"),
         Line2D([], [], color=_COLORS["point"], lw=1.6, ls="--", label=point_text),
+        *extra,
     ]
     ax.legend(handles=handles, loc="upper right", fontsize=8.5, frameon=False, title=note, title_fontsize=8)
     _save_pc(pc, path)

@@ -124,20 +124,49 @@ def _cached(key: str | None) -> bool:
     return key is not None and any(NUMBA_CACHE_PATH.glob(f"*{key}*.nbi"))
 
 
-def _compile_pair(logp: tuple, expand: tuple) -> tuple[Any, Any]:
-    """Compile both callbacks; when neither is cached, a forked child compiles ``expand`` meanwhile.
+def _precompile_scalar_kernels(fgraph: Any) -> None:
+    """Compile the scalar kernels of a log-density graph into PyTensor's cache, last node first.
 
-    Compiling is single-threaded (Numba holds a lock), and a cold start spends ~1 s on the
-    expand kernel besides ~6 s on the log-density: the child compiles it into the cache in
-    parallel and this process then loads it from there.
+    PyTensor compiles each ``Composite`` (a fused scalar expression: the log-gammas, the
+    prior's erf and their derivatives) as its own cached Numba function. Compiling them here
+    in reverse order while the parent compiles the graph in order means the parent finds the
+    later ones already in the cache (Numba reads it when it first needs each function).
+    """
+    from pytensor.link.numba.dispatch.basic import get_numba_type, numba_funcify_ensure_cache
+    from pytensor.scalar.basic import Composite
+
+    for node in reversed(fgraph.toposort()):
+        if not isinstance(node.op, Composite):
+            continue
+        fn, key = numba_funcify_ensure_cache(node.op, node=node)
+        if key is None or not hasattr(fn, "fold_argument_types"):
+            continue
+        types = tuple(get_numba_type(i.type) for i in node.inputs)
+        fn.compile(tuple(fn.fold_argument_types(types, {})[1]))
+
+
+def _compile_pair(logp: tuple, expand: tuple, fgraph: Any = None) -> tuple[Any, Any]:
+    """Compile both callbacks; when neither is cached, a forked child helps.
+
+    Compiling is single-threaded (Numba holds a lock). On a cold start the child compiles
+    the log-density's scalar kernels from the last one back (:func:`_precompile_scalar_kernels`)
+    while this process compiles from the first one on, then the expand callback; both land in
+    the cache, from which this process loads what the child finished first.
     """
     pid = 0
     parallel = sys.platform == "linux" and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
     if parallel and expand[2] is not None and not _cached(expand[2]) and not _cached(logp[2]):
+        sys.stdout.flush()
+        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: compile into the cache and leave without the parent's exit handlers
             code = 1
             try:
+                if fgraph is not None:
+                    try:
+                        _precompile_scalar_kernels(fgraph)
+                    except Exception:  # only a lost head start: this process compiles them anyway
+                        pass
                 _cfunc(expand)
                 code = 0
             finally:
@@ -234,6 +263,7 @@ def _compile_cached(model: Any) -> Any:
     logp_c, expand_c = _compile_pair(
         _wrapper("logp", logp_fn.vm.jit_fn, n_dim, n_expanded, logp_layout, total),
         _wrapper("expand", expand_fn.vm.jit_fn, n_dim, n_expanded, expand_layout, total),
+        logp_fn.maker.fgraph,
     )
     dims, coords = cp._prepare_dims_and_coords(model, shape_info, reparameterized)
     return _model_class()(

@@ -434,8 +434,17 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
         _diagnostics(s),
     ]
     if figures:
+        which = []
+        if s.get("catalogue"):
+            which = [
+                "The μ figure shows the headline, the multi-technique posterior, with this technique's own "
+                "posterior as a grey dashed line; the forest plot shows both (open markers: this technique alone). "
+                "The prior, predictive, rank and trace figures are of the single-technique fit sampled for this "
+                "report; the multi-technique fit's diagnostics are in [its report](../techniques/catalogue.md).",
+                "",
+            ]
         parts.append(
-            ["## Figures", ""]
+            ["## Figures", "", *which]
             + [f"![{FIGURES.get(k, k)}]({v})\n\n*{FIGURES.get(k, k)}.*\n" for k, v in figures.items()]
         )
     parts.append(_reproduce(s, command))
@@ -444,8 +453,18 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
 
 
 # ------------------------------------------------------------------------------ writing
-def write_technique_report(analysis: TechniqueAnalysis, out_dir: Path, command: str = "", figures: bool = True) -> Path:
-    """Write ``<out_dir>/<technique id, lower case>/`` for one analysis."""
+def write_technique_report(
+    analysis: TechniqueAnalysis,
+    out_dir: Path,
+    command: str = "",
+    figures: bool = True,
+) -> Path:
+    """Write ``<out_dir>/<technique id, lower case>/`` for one analysis.
+
+    The folder appears whole or not at all (:func:`models.atomic.write_folder_atomic`). When
+    the analysis's figures are being drawn by worker processes (``analysis.figures``), they
+    are collected last; otherwise they are drawn here.
+    """
     from models.fit import package_versions
 
     s = analysis.summary
@@ -460,25 +479,34 @@ def write_technique_report(analysis: TechniqueAnalysis, out_dir: Path, command: 
     except Exception:
         step = None
     s["mal"]["attack_step"] = step
+    pending = analysis.figures
+    draw = figures and analysis.tree is not None
 
     def write(tmp: Path) -> None:
-        figs: dict[str, str] = {}
+        from models.figures import FILENAMES, write_figures
+
         if analysis.tree is not None:
             save_posterior(analysis.tree, tmp / "posterior.nc")
-            if figures:
-                from models.figures import write_figures
-
-                figs = write_figures(
-                    analysis.tree,
-                    tmp,
-                    s["comparison"]["point_estimate"],
-                    tuple(s["prevalence"]["hdi_94"]),
-                    s["technique_id"],
-                )
+        figs = dict(FILENAMES) if draw else {}
         (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(s, figs, step, command), encoding="utf-8")
+        if draw and pending is not None:
+            pending.collect(tmp)
+        elif draw:
+            write_figures(
+                analysis.tree,
+                tmp,
+                s["comparison"]["point_estimate"],
+                tuple(s["prevalence"]["hdi_94"]),
+                s["technique_id"],
+                headline=analysis.headline,
+            )
 
-    write_folder_atomic(target, write)
+    try:
+        write_folder_atomic(target, write)
+    finally:
+        if pending is not None and not pending.done:  # not collected: free the workers, drop the files
+            pending.discard()
     return target
 
 

@@ -141,3 +141,28 @@ def test_import_does_not_load_plotting_libraries() -> None:
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_multi_technique_headline_changes_the_mu_figure_and_adds_forest_rows(tmp_path: Path) -> None:
+    from models.figures import Headline
+
+    tree = make_tree()
+    post = tree["posterior"]
+    headline = Headline(mu=post["mu"].values * 0.8, theta_new=post["theta_new"].values * 0.8)
+    plain = write_figures(tree, tmp_path / "plain", 0.0445, (0.015, 0.17), "T1102", keys=("mu_posterior", "forest"))
+    files = write_figures(
+        tree, tmp_path / "headline", 0.0445, (0.012, 0.14), "T1102", headline=headline, keys=("mu_posterior", "forest")
+    )
+    assert files == plain == {"forest": "forest.png", "mu_posterior": "mu_posterior.png"}
+    for name in files.values():
+        assert_real_png(tmp_path / "headline" / name)
+        assert (tmp_path / "headline" / name).read_bytes() != (tmp_path / "plain" / name).read_bytes()
+    import matplotlib.image as mpimg
+
+    taller = mpimg.imread(tmp_path / "headline" / "forest.png").shape[0]
+    assert taller > mpimg.imread(tmp_path / "plain" / "forest.png").shape[0]  # two more rows
+
+
+def test_unknown_figure_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown figure keys: nope"):
+        write_figures(make_tree(), tmp_path, 0.0445, (0.015, 0.17), "T1102", keys=("nope",))

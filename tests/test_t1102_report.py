@@ -99,6 +99,9 @@ def test_report_states_the_computed_numbers(t1102_run):
     for name in re.findall(r"\]\(([\w.]+\.png)\)", text):
         assert (t1102_run["folder"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(re.findall(r"\]\(([\w.]+\.png)\)", text)) >= 5
+    # the μ figure shows the headline (multi-technique) posterior, and the report says which fit each figure is of
+    assert "The μ figure shows the headline, the multi-technique posterior" in text
+    assert "[its report](../techniques/catalogue.md)" in text
 
 
 def test_saved_posterior_records_its_provenance(t1102_run):
