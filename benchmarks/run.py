@@ -566,8 +566,9 @@ def render(d: dict) -> str:
         "time per process; `tests/test_nutpie_cache.py` checks the signatures match and the draws are those "
         "of a warm start).",
         "- `models.figure_workers.FigureWorkers` forks two processes when `attackprev fit` starts (before any "
-        "sampler thread exists); each draws its three figures once on a small synthetic fit to pay "
-        "matplotlib's and ArviZ's first-figure costs while the parent compiles, then waits. As soon as the "
+        "sampler thread exists); at low priority (nice 10: the compilation on the critical path keeps its "
+        "core), each draws its three figures once on a small synthetic fit to pay matplotlib's and ArviZ's "
+        "first-figure costs while the parent compiles, then waits. As soon as the "
         "draws exist the parent sends them the fit and goes on with the tables, the exact engine's checks, "
         "`posterior.nc` and the report; the figures are collected last. The files are identical to drawing "
         "them in one process (tested).",
