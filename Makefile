@@ -19,7 +19,7 @@ report: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile  # one worker per test file: each file's module fixtures run once
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("t1102")]
+pytestmark = pytest.mark.slow  # `make test` runs each file on one xdist worker, so the T1102 fit runs once
 
 
 def test_default_run_succeeds_with_healthy_sampler(t1102_run):
