@@ -375,7 +375,13 @@ def _analyse(
         },
         "published": published,
         "comparison": comparison | {"naive_mean": published["naive_mean"]},
-        "mal": {"expression": expression, "p": float(f"{p:.4g}"), "p_exact": p, "model": "single-technique"},
+        "mal": {
+            "expression": expression,
+            "p": float(f"{p:.4g}"),
+            "p_exact": p,
+            "mcse": rows["mu"].get("mcse_mean"),  # Monte Carlo standard error of p (None: exact engine)
+            "model": "single-technique",
+        },
         "single_technique": None,
         "catalogue": None,
         "ttc": ttc,
@@ -464,9 +470,12 @@ def _use_catalogue(summary: dict, tree, technique_id: str, point: float, ttc: di
         )
         summary["diagnostics"]["passed"] = False
     p = prevalence["mean"]
+    from arviz_stats.base import array_stats
+
     summary["mal"] = {
         "expression": ttc_expression(p, ttc.get("time_factor")),
         "p": float(f"{p:.4g}"),
         "p_exact": p,
+        "mcse": float(array_stats.mcse(np.asarray(post["mu"].sel(technique=technique_id).values, float))),
         "model": "multi-technique",
     }

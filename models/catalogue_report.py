@@ -213,6 +213,8 @@ def hdi(draws: np.ndarray, prob: float = HDI_PROB) -> tuple[float, float]:
 
 def technique_rows(result: CatalogueResult, evidence: Evidence) -> list[dict]:
     """One row per technique: evidence, published value, posterior, MAL expression; largest disagreement first."""
+    from arviz_stats.base import array_stats
+
     from models.attack import attack_table, current_id
     from models.enterpriselang import note_for
     from models.mal import ttc_expression
@@ -229,6 +231,7 @@ def technique_rows(result: CatalogueResult, evidence: Evidence) -> list[dict]:
         published = note.published_p if note else None
         factor = note.time_factor[0] if note else None
         mean = float(mu.mean())
+        mean_mcse = float(array_stats.mcse(np.asarray(post["mu"].sel(technique=t).values, float)))
         tech = table.get(t)
         live = current_id(t) if tech else t
         rows.append(
@@ -241,6 +244,7 @@ def technique_rows(result: CatalogueResult, evidence: Evidence) -> list[dict]:
                 "published_result": note.published_result if note else "",
                 "published_p": published,
                 "mean": mean,
+                "mean_mcse": mean_mcse,
                 "hdi_94_low": lo,
                 "hdi_94_high": hi,
                 "theta_new_hdi_94_high": hdi(new)[1],
@@ -263,12 +267,25 @@ CSV_COLUMNS = [
     "published_result",
     "published_p",
     "mean",
+    "mean_mcse",
     "hdi_94_low",
     "hdi_94_high",
     "published_inside_hdi_94",
     "prob_above_published",
     "mal_expression",
 ]
+
+
+def _mcse_note(rows: list[dict]) -> str:
+    """How precisely the draws fix the posterior means (and so the MAL values)."""
+    worst = max(rows, key=lambda r: r["mean_mcse"])
+    rel = max(rows, key=lambda r: r["mean_mcse"] / r["mean"])
+    return (
+        f"The draws fix each posterior mean to within two Monte Carlo standard errors (`mean_mcse` in the CSV): "
+        f"at most ±{2 * worst['mean_mcse']:.1g} ({worst['technique_id']}), "
+        f"or ±{200 * rel['mean_mcse'] / rel['mean']:.1f} % of the mean ({rel['technique_id']}); MAL values keep "
+        "four significant figures only so that a rerun with the same seed writes the same file."
+    )
 
 
 def rows_to_csv(rows: list[dict]) -> str:
@@ -278,7 +295,7 @@ def rows_to_csv(rows: list[dict]) -> str:
     writer.writeheader()
     for r in rows:
         out = {k: r[k] for k in CSV_COLUMNS}
-        for k in ("published_p", "mean", "hdi_94_low", "hdi_94_high", "prob_above_published"):
+        for k in ("published_p", "mean", "mean_mcse", "hdi_94_low", "hdi_94_high", "prob_above_published"):
             if out[k] is not None:
                 out[k] = f"{out[k]:.6g}"
         out["p"] = f"{r['mean']:.4g}"
@@ -386,7 +403,7 @@ def render_catalogue_markdown(s: dict, quality_md: str = "", excluded_md: str = 
         "",
         f"enterpriseLang's published value lies inside the 94 % HDI for {inside} of the {len(with_pub)} techniques "
         "that have one. Rows are sorted by how far the posterior mean is from the published value "
-        "(|log ratio|), largest first.",
+        "(|log ratio|), largest first. " + _mcse_note(rows),
         "",
         "| technique | evidence | enterpriseLang | posterior mean | 94 % HDI | inside | P(μ > published) | MAL |",
         "|---|---|---|---|---|---|---|---|",

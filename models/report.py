@@ -322,8 +322,19 @@ def _mal(s: dict, step: str | None) -> list[str]:
         f"that the step is available in a new environment (E[θ_new] = E[μ]). The 94 % HDI of μ is "
         f"{interval(prev['hdi_94'])}; a single new source's rate θ_new has 94 % HDI "
         f"{interval(pred['hdi_94'])}. MAL takes one number, so the interval is "
-        "not in the expression: use it to choose values for sensitivity runs of the simulation.",
+        "not in the expression: use it to choose values for sensitivity runs of the simulation."
+        + _mcse_sentence(m.get("mcse")),
     ]
+
+
+def _mcse_sentence(mcse: float | None) -> str:
+    """How many of p's digits the draws support (nothing for the exact engine)."""
+    if mcse is None:
+        return ""
+    return (
+        f" The draws fix p to within about ±{2 * mcse:.1g} (two Monte Carlo standard errors of {mcse:.2g}); "
+        "its further digits are kept only so that a rerun with the same seed writes the same expression."
+    )
 
 
 def _ttc_section(s: dict) -> list[str]:

@@ -124,6 +124,7 @@ def test_catalogue_table_contents(pooled_fit, evidence, tmp_path):
     t1102 = next(r for r in rows if r["technique_id"] == "T1102")
     mu = pooled_fit.mu_draws("T1102")
     assert float(t1102["mean"]) == pytest.approx(mu.mean(), rel=1e-5)
+    assert 0 < float(t1102["mean_mcse"]) < mu.std() / 10  # Monte Carlo error of the mean, well below the sd
     assert float(t1102["published_p"]) == 0.0445
     assert t1102["mal_expression"] == f"Bernoulli({float(t1102['p']):g})"
     inside = float(t1102["hdi_94_low"]) <= 0.0445 <= float(t1102["hdi_94_high"])

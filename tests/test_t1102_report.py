@@ -63,6 +63,11 @@ def test_mal_value_is_the_posterior_mean(t1102_run):
     assert s["mal"]["p"] == pytest.approx(s["prevalence"]["mean"], rel=1e-3)
     assert s["mal"]["expression"] == f"Bernoulli({s['mal']['p']:g})"
     assert s["predictive"]["mean"] == pytest.approx(s["prevalence"]["mean"], rel=0.05)  # E[θ_new] = E[μ]
+    # the report says how many of p's digits the draws support
+    assert 0 < s["mal"]["mcse"] < 0.05 * s["mal"]["p"]
+    assert s["single_technique"]["mal"]["mcse"] == pytest.approx(s["posterior_table"]["mu"]["mcse_mean"])
+    text = (t1102_run["folder"] / "report.md").read_text()
+    assert f"two Monte Carlo standard errors of {s['mal']['mcse']:.2g}" in text
 
 
 def test_mcmc_agrees_with_the_exact_posterior(t1102_run):
