@@ -34,45 +34,6 @@ GROUPS = (("trace", "mu_posterior", "prior_posterior"), ("rank", "ppc", "forest"
 NICENESS = 10
 
 
-def _example_tree(chains: int = 2, draws: int = 200, seed: int = 0) -> Any:
-    """A small synthetic fit with every group the figures read (to warm a worker up)."""
-    import numpy as np
-    import xarray as xr
-
-    rng = np.random.default_rng(seed)
-    sources = ["a", "b"]
-    y, n = np.array([9, 47]), np.array([227, 951])
-
-    def draws_of(c: int) -> xr.Dataset:
-        mu = rng.beta(2.0, 30.0, size=(c, draws))
-        log_kappa = rng.normal(4.0, 1.5, size=(c, draws))
-        a, b = mu * np.exp(log_kappa), (1 - mu) * np.exp(log_kappa)
-        theta = rng.beta(a[..., None], b[..., None], size=(c, draws, 2))
-        return xr.Dataset(
-            {
-                "mu": (("chain", "draw"), mu),
-                "kappa": (("chain", "draw"), np.exp(log_kappa)),
-                "log_kappa": (("chain", "draw"), log_kappa),
-                "theta": (("chain", "draw", "source"), theta),
-                "theta_new": (("chain", "draw"), rng.beta(a, b)),
-            },
-            coords={"chain": np.arange(c), "draw": np.arange(draws), "source": sources},
-        )
-
-    post = draws_of(chains)
-    return xr.DataTree.from_dict(
-        {
-            "posterior": post,
-            "prior": draws_of(1),
-            "observed_data": xr.Dataset({"y": ("source", y)}, coords={"source": sources}),
-            "constant_data": xr.Dataset({"trials": ("source", n)}, coords={"source": sources}),
-            "posterior_predictive": xr.Dataset(
-                {"y": (post["theta"].dims, rng.binomial(n, post["theta"].values))}, coords=post["theta"].coords
-            ),
-        }
-    )
-
-
 def _warm_up(keys: tuple[str, ...]) -> None:
     """Draw ``keys`` once on a small synthetic fit: pays the first-figure costs in advance.
 
@@ -82,9 +43,9 @@ def _warm_up(keys: tuple[str, ...]) -> None:
     import shutil
     import tempfile
 
-    from models.figures import Headline
+    from models.figures import Headline, example_tree
 
-    tree = _example_tree()
+    tree = example_tree(draws=200, seed=0)
     headline = Headline(mu=tree["posterior"]["mu"].values, theta_new=tree["posterior"]["theta_new"].values)
     folder = tempfile.mkdtemp(prefix="attackprev-warm-up-")
     try:

@@ -162,6 +162,52 @@ def write_figures(
     return {k: FILENAMES[k] for k in FILENAMES if keys is None or k in keys}
 
 
+def example_tree(*, chains: int = 2, draws: int = 300, seed: int = 7, with_prior: bool = True) -> xr.DataTree:
+    """A small synthetic fit with every group the figures read (no sampler needed).
+
+    Shaped like :func:`models.fit.sample_technique`'s result for T1102's two sources; the
+    figure workers draw it once to warm up, and the tests draw it.
+    """
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    sources = ["mtrends2020", "sok2019_windows_malware"]
+    y, trials = np.array([9, 47]), np.array([227, 951])
+
+    def hierarchical(c: int) -> dict[str, np.ndarray]:
+        mu = rng.beta(2.0, 30.0, size=(c, draws))
+        log_kappa = rng.normal(4.0, 1.5, size=(c, draws))
+        kappa = np.exp(log_kappa)
+        a, b = (mu * kappa)[..., None], ((1 - mu) * kappa)[..., None]
+        theta = rng.beta(a, b, size=(c, draws, len(sources)))
+        theta_new = rng.beta(a[..., 0], b[..., 0])
+        return {"mu": mu, "kappa": kappa, "log_kappa": log_kappa, "theta": theta, "theta_new": theta_new}
+
+    def dataset(values: dict[str, np.ndarray], c: int) -> xr.Dataset:
+        coords = {"chain": np.arange(c), "draw": np.arange(draws), "source": sources}
+        dims = {3: ("chain", "draw", "source"), 2: ("chain", "draw")}
+        return xr.Dataset({k: (dims[v.ndim], v) for k, v in values.items()}, coords=coords)
+
+    post = hierarchical(chains)
+    y_rep = rng.binomial(trials, post["theta"])
+    source = {"source": sources}
+    groups = {
+        "posterior": dataset(post, chains),
+        "sample_stats": xr.Dataset(
+            {"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool))},
+            coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+        ),
+        "observed_data": xr.Dataset({"y": ("source", y)}, coords=source),
+        "constant_data": xr.Dataset({"trials": ("source", trials), "weight": ("source", np.ones(2))}, coords=source),
+        "posterior_predictive": dataset({"y": y_rep}, chains),
+    }
+    if with_prior:
+        prior = hierarchical(1)
+        prior["mu"] = rng.uniform(size=(1, draws))
+        groups["prior"] = dataset(prior, 1)
+    return xr.DataTree.from_dict(groups)
+
+
 # --------------------------------------------------------------------------- helpers
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from models.figure_workers import FigureWorkers
-from models.figures import FILENAMES, Headline, write_figures
-from tests.test_figures import assert_real_png, make_tree
+from models.figures import FILENAMES, Headline, example_tree, write_figures
+from tests.test_figures import assert_real_png
 
 ARGS = (0.0445, (0.015, 0.17), "T1102")
 
@@ -35,7 +35,7 @@ def _same_files(a: Path, b: Path) -> None:
 
 
 def test_workers_draw_the_files_this_process_draws(workers, tmp_path: Path) -> None:
-    tree = make_tree()
+    tree = example_tree()
     headline = _headline(tree)
     pending = workers.submit(tree, tmp_path / "job", *ARGS, headline=headline)
     files = pending.collect(tmp_path / "collected")
@@ -51,7 +51,7 @@ def test_workers_draw_the_files_this_process_draws(workers, tmp_path: Path) -> N
 def test_a_dead_worker_figures_are_drawn_here(workers, tmp_path: Path) -> None:
     os.kill(workers.pids[0], signal.SIGKILL)
     os.waitpid(workers.pids[0], 0)
-    tree = make_tree()
+    tree = example_tree()
     pending = workers.submit(tree, tmp_path / "job", *ARGS)
     files = pending.collect(tmp_path / "collected")
     assert files == FILENAMES
@@ -62,7 +62,7 @@ def test_a_dead_worker_figures_are_drawn_here(workers, tmp_path: Path) -> None:
 def test_a_failing_figure_is_redrawn_here_and_its_error_raised(workers, tmp_path: Path) -> None:
     from models.errors import InputError
 
-    tree = make_tree()
+    tree = example_tree()
     del tree["posterior_predictive"]
     pending = workers.submit(tree, tmp_path / "job", *ARGS)
     with pytest.raises(InputError, match="posterior_predictive"):
@@ -72,7 +72,7 @@ def test_a_failing_figure_is_redrawn_here_and_its_error_raised(workers, tmp_path
 
 
 def test_a_discarded_job_leaves_the_workers_in_step(workers, tmp_path: Path) -> None:
-    first, second = make_tree(seed=1), make_tree(seed=2)
+    first, second = example_tree(seed=1), example_tree(seed=2)
     workers.submit(first, tmp_path / "first", *ARGS).discard()
     assert not (tmp_path / "first").exists()
     workers.submit(second, tmp_path / "second", *ARGS).collect(tmp_path / "collected")

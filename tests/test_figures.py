@@ -8,60 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from models.errors import InputError
-from models.figures import FILENAMES, _jeffreys, _pct, write_figures
+from models.figures import FILENAMES, _jeffreys, _pct, example_tree, write_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SOURCES = ["mtrends2020", "sok2019_windows_malware"]
-Y = np.array([9, 47])
-TRIALS = np.array([227, 951])
-
-
-def _draws(rng: np.random.Generator, chains: int, draws: int) -> dict[str, np.ndarray]:
-    """Hierarchical Beta-Binomial draws shaped like the fitted model's (no sampler needed)."""
-    mu = rng.beta(2.0, 30.0, size=(chains, draws))
-    log_kappa = rng.normal(4.0, 1.5, size=(chains, draws))
-    kappa = np.exp(log_kappa)
-    a, b = (mu * kappa)[..., None], ((1 - mu) * kappa)[..., None]
-    theta = rng.beta(a, b, size=(chains, draws, len(SOURCES)))
-    theta_new = rng.beta(a[..., 0], b[..., 0])
-    return {"mu": mu, "kappa": kappa, "log_kappa": log_kappa, "theta": theta, "theta_new": theta_new}
-
-
-def _dataset(values: dict[str, np.ndarray], chains: int, draws: int) -> xr.Dataset:
-    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "source": SOURCES}
-    return xr.Dataset(
-        {name: (("chain", "draw", "source") if v.ndim == 3 else ("chain", "draw"), v) for name, v in values.items()},
-        coords=coords,
-    )
-
-
-def make_tree(*, with_prior: bool = True, chains: int = 2, draws: int = 300, seed: int = 7) -> xr.DataTree:
-    """A small DataTree with the groups and variables :func:`models.fit.sample_technique` returns."""
-    rng = np.random.default_rng(seed)
-    post = _draws(rng, chains, draws)
-    y_rep = rng.binomial(TRIALS, post["theta"])
-    source = {"source": SOURCES}
-    groups: dict[str, xr.Dataset] = {
-        "posterior": _dataset(post, chains, draws),
-        "sample_stats": xr.Dataset(
-            {"diverging": (("chain", "draw"), np.zeros((chains, draws), dtype=bool))},
-            coords={"chain": np.arange(chains), "draw": np.arange(draws)},
-        ),
-        "observed_data": xr.Dataset({"y": ("source", Y)}, coords=source),
-        "constant_data": xr.Dataset({"trials": ("source", TRIALS), "weight": ("source", np.ones(2))}, coords=source),
-        "posterior_predictive": xr.Dataset(
-            {"y": (("chain", "draw", "source"), y_rep)},
-            coords={"chain": np.arange(chains), "draw": np.arange(draws), "source": SOURCES},
-        ),
-    }
-    if with_prior:
-        prior = _draws(rng, 1, draws)
-        prior["mu"] = rng.uniform(size=(1, draws))
-        groups["prior"] = _dataset(prior, 1, draws)
-    return xr.DataTree.from_dict(groups)
 
 
 def assert_real_png(path: Path) -> None:
@@ -83,7 +34,7 @@ def assert_real_png(path: Path) -> None:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     out = tmp_path_factory.mktemp("figures")
-    return out, write_figures(make_tree(), out, 0.0445, (0.015, 0.17), "T1102")
+    return out, write_figures(example_tree(), out, 0.0445, (0.015, 0.17), "T1102")
 
 
 def test_every_figure_is_a_real_png(written: tuple[Path, dict[str, str]]) -> None:
@@ -101,7 +52,7 @@ def test_figures_close_what_they_open(written: tuple[Path, dict[str, str]]) -> N
 
 
 def test_without_prior_draws_posterior_alone(tmp_path: Path) -> None:
-    tree = make_tree(with_prior=False)
+    tree = example_tree(with_prior=False)
     assert "prior" not in tree.children
     files = write_figures(tree, tmp_path / "new_dir", 0.0445, (0.015, 0.17), "T1102")
     for name in files.values():
@@ -109,7 +60,7 @@ def test_without_prior_draws_posterior_alone(tmp_path: Path) -> None:
 
 
 def test_missing_group_is_one_clear_error(tmp_path: Path) -> None:
-    tree = make_tree()
+    tree = example_tree()
     del tree["posterior_predictive"]
     with pytest.raises(InputError, match="posterior_predictive"):
         write_figures(tree, tmp_path, 0.0445, (0.015, 0.17), "T1102")
@@ -146,7 +97,7 @@ def test_import_does_not_load_plotting_libraries() -> None:
 def test_multi_technique_headline_changes_the_mu_figure_and_adds_forest_rows(tmp_path: Path) -> None:
     from models.figures import Headline
 
-    tree = make_tree()
+    tree = example_tree()
     post = tree["posterior"]
     headline = Headline(mu=post["mu"].values * 0.8, theta_new=post["theta_new"].values * 0.8)
     plain = write_figures(tree, tmp_path / "plain", 0.0445, (0.015, 0.17), "T1102", keys=("mu_posterior", "forest"))
@@ -165,4 +116,4 @@ def test_multi_technique_headline_changes_the_mu_figure_and_adds_forest_rows(tmp
 
 def test_unknown_figure_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown figure keys: nope"):
-        write_figures(make_tree(), tmp_path, 0.0445, (0.015, 0.17), "T1102", keys=("nope",))
+        write_figures(example_tree(), tmp_path, 0.0445, (0.015, 0.17), "T1102", keys=("nope",))
