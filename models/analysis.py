@@ -408,7 +408,7 @@ def _analyse(
         "data_file": _display_path(evidence.path),
     }
     if use_catalogue:
-        _use_catalogue(summary, catalogue, technique_id, point, ttc)
+        _use_catalogue(summary, catalogue, headline, technique_id, point, ttc)
     return TechniqueAnalysis(
         summary=summary, exact=exact, tree=tree, headline=headline, figures=pending[0] if pending else None
     )
@@ -433,13 +433,18 @@ def _catalogue_headline(tree, technique_id: str):
     )
 
 
-def _use_catalogue(summary: dict, tree, technique_id: str, point: float, ttc: dict) -> None:
-    """Make the multi-technique posterior the headline; keep the single-technique one beside it."""
+def _use_catalogue(summary: dict, tree, headline, technique_id: str, point: float, ttc: dict) -> None:
+    """Make the multi-technique posterior the headline; keep the single-technique one beside it.
+
+    ``headline`` holds the technique's μ and θ_new draws (:func:`_catalogue_headline`).
+    """
+    from arviz_stats.base import array_stats
+
     from models.mal import ttc_expression
 
     post = tree["posterior"]
-    mu = post["mu"].sel(technique=technique_id).values.ravel()
-    new = post["theta_new"].sel(technique=technique_id).values.ravel()
+    mu = headline.mu.ravel()
+    new = headline.theta_new.ravel()
     kappa = post["kappa"].sel(technique=technique_id).values.ravel()
     single = {k: summary[k] for k in ("model", "prevalence", "predictive", "concentration", "comparison", "mal")}
     prevalence = _draw_summary(mu)
@@ -470,12 +475,10 @@ def _use_catalogue(summary: dict, tree, technique_id: str, point: float, ttc: di
         )
         summary["diagnostics"]["passed"] = False
     p = prevalence["mean"]
-    from arviz_stats.base import array_stats
-
     summary["mal"] = {
         "expression": ttc_expression(p, ttc.get("time_factor")),
         "p": float(f"{p:.4g}"),
         "p_exact": p,
-        "mcse": float(array_stats.mcse(np.asarray(post["mu"].sel(technique=technique_id).values, float))),
+        "mcse": float(array_stats.mcse(np.asarray(headline.mu, float))),  # (chain, draw)
         "model": "multi-technique",
     }
