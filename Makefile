@@ -33,7 +33,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 validation: $(STAMP)
-	$(PY) -m validation
+	$(PY) -m attackprev.validation
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

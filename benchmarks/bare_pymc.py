@@ -2,7 +2,7 @@
 
 Same model as ``attackprev``'s single-technique fit: μ ~ Beta(1, 1); the between-source
 spread on the logit scale τ = 1/sqrt(μ(1 − μ)(κ + 1)) ~ HalfNormal(1), truncated to κ > 0
-(``models.priors`` default ``halfnormal1``); θ integrated out (beta-binomial marginal).
+(``attackprev.model.priors`` default ``halfnormal1``); θ integrated out (beta-binomial marginal).
 4 chains × 1000 draws after 1000 tuning steps; ``pm.sample`` picks nutpie by itself.
 """
 

@@ -32,7 +32,7 @@ SYNTHETIC_SEED = 20251128
 
 def synthetic_observations(techniques: int, seed: int = SYNTHETIC_SEED) -> list:
     """A catalogue drawn from the pooled model: 1 or 2 sources per technique (~1.4 on average)."""
-    from models.evidence import Observation
+    from attackprev.evidence.tables import Observation
 
     rng = np.random.default_rng(seed)
     h = SYNTHETIC
@@ -63,11 +63,12 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    from models.catalogue import LOW_RANK_MAX_PARAMETERS, VARIANTS, CatalogueData, sample_catalogue
-    from models.catalogue_report import _sampled_only
-    from models.evidence import OBSERVATIONS_CSV, SOURCES_CSV, load_evidence
-    from models.fit import diagnose
-    from models.priors import CataloguePriors
+    from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+    from attackprev.evidence.tables import load_evidence
+    from attackprev.inference.mcmc import diagnose
+    from attackprev.model.catalogue import LOW_RANK_MAX_PARAMETERS, VARIANTS, CatalogueData, sample_catalogue
+    from attackprev.model.priors import CataloguePriors
+    from attackprev.reporting.catalogue import _sampled_only
 
     if args.synthetic:
         observations = synthetic_observations(args.synthetic)

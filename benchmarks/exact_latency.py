@@ -2,7 +2,7 @@
 
     python benchmarks/exact_latency.py [--repeats 200]
 
-Prints one JSON line: the import time of ``models.exact`` and, over ``--repeats`` calls each
+Prints one JSON line: the import time of ``attackprev.inference.exact`` and, over ``--repeats`` calls each
 (after one warm-up call), the median, 10th and 90th percentile seconds of
 
 - ``mu``: ``fit_exact`` and the summary of μ (what a prevalence needs);
@@ -27,8 +27,8 @@ def main() -> None:
     start = time.perf_counter()
     import numpy as np
 
-    from models.exact import fit_exact
-    from models.priors import DEFAULT_PRIOR, PRIORS
+    from attackprev.inference.exact import fit_exact
+    from attackprev.model.priors import DEFAULT_PRIOR, PRIORS
 
     imported = time.perf_counter() - start
     y, n = np.array([9.0, 47.0]), np.array([227.0, 951.0])

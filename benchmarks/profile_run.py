@@ -18,32 +18,32 @@ import time
 
 #: (module, attribute) -> stage name. Methods are given as "Class.method".
 STAGES = {
-    ("models.catalogue_report", "load_cached_catalogue"): "load the saved multi-technique posterior",
-    ("models.exact", "fit_exact"): "exact engine: grid posterior",
-    ("models.analysis", "_exact_rows"): "exact engine: κ, θ and θ_new summaries",
-    ("models.exact", "ExactPosterior.accuracy"): "exact engine: accuracy check (grid twice as fine)",
-    ("models.analysis", "sensitivity_table"): "exact engine: prior-sensitivity table",
-    ("models.betabinomial", "build_model"): "MCMC: build the PyMC model",
-    ("models.nutpie_cache", "compile_pymc_model"): "MCMC: compile (PyTensor graph, Numba kernels)",
+    ("attackprev.reporting.catalogue", "load_cached_catalogue"): "load the saved multi-technique posterior",
+    ("attackprev.inference.exact", "fit_exact"): "exact engine: grid posterior",
+    ("attackprev.analysis.technique", "_exact_rows"): "exact engine: κ, θ and θ_new summaries",
+    ("attackprev.inference.exact", "ExactPosterior.accuracy"): "exact engine: accuracy check (grid twice as fine)",
+    ("attackprev.analysis.technique", "sensitivity_table"): "exact engine: prior-sensitivity table",
+    ("attackprev.model.betabinomial", "build_model"): "MCMC: build the PyMC model",
+    ("attackprev.inference.nutpie_cache", "compile_pymc_model"): "MCMC: compile (PyTensor graph, Numba kernels)",
     ("nutpie", "sample"): "MCMC: nutpie sampling",
-    ("models.fit", "add_derived"): "MCMC: θ draws, prior and predictive draws",
-    ("models.analysis", "_mcmc_rows"): "ArviZ: posterior table (HDI, ESS, R-hat, MCSE)",
-    ("models.fit", "diagnose"): "ArviZ: diagnostics",
-    ("models.analysis", "_use_catalogue"): "multi-technique headline",
-    ("models.report", "save_posterior"): "write posterior.nc",
-    ("models.figures", "write_figures"): "figures drawn in this process",
-    ("models.figure_workers", "PendingFigures.wait"): "figures: waiting for the workers",
-    ("models.figure_workers", "FigureWorkers.start"): "figures: forking the workers",
-    ("models.report", "render_markdown"): "render report.md",
+    ("attackprev.inference.mcmc", "add_derived"): "MCMC: θ draws, prior and predictive draws",
+    ("attackprev.analysis.technique", "_mcmc_rows"): "ArviZ: posterior table (HDI, ESS, R-hat, MCSE)",
+    ("attackprev.inference.mcmc", "diagnose"): "ArviZ: diagnostics",
+    ("attackprev.analysis.technique", "_use_catalogue"): "multi-technique headline",
+    ("attackprev.reporting.technique", "save_posterior"): "write posterior.nc",
+    ("attackprev.reporting.figures", "write_figures"): "figures drawn in this process",
+    ("attackprev.reporting.figure_workers", "PendingFigures.wait"): "figures: waiting for the workers",
+    ("attackprev.reporting.figure_workers", "FigureWorkers.start"): "figures: forking the workers",
+    ("attackprev.reporting.technique", "render_markdown"): "render report.md",
 }
 #: What a default run imports, timed as one stage before the run.
 IMPORTS = (
-    "models.cli",
-    "models.analysis",
-    "models.report",
-    "models.catalogue_report",
-    "models.mal",
-    "models.attack",
+    "attackprev.cli",
+    "attackprev.analysis.technique",
+    "attackprev.reporting.technique",
+    "attackprev.reporting.catalogue",
+    "attackprev.mal.core",
+    "attackprev.evidence.attack",
     "pymc",
     "nutpie",
     "arviz",
@@ -95,7 +95,7 @@ def main() -> None:
         importlib.import_module(name)
     imported = time.perf_counter()
     _patch()
-    from models.cli import app
+    from attackprev.cli import app
 
     patched = time.perf_counter()
     try:

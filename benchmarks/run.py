@@ -86,7 +86,7 @@ def cache_env(cache_root: Path | None) -> dict[str, str]:
     """The environment for a run: the user's caches (warm) or empty ones under ``cache_root`` (cold).
 
     PyTensor 3 keeps its compiled graphs and its Numba kernels (and, through
-    ``models.nutpie_cache``, nutpie's C callbacks) under ``base_compiledir``; Numba's own
+    ``attackprev.inference.nutpie_cache``, nutpie's C callbacks) under ``base_compiledir``; Numba's own
     cache (``NUMBA_CACHE_DIR``) holds functions defined in files with ``cache=True``;
     matplotlib caches its font list in ``MPLCONFIGDIR``; ``XDG_CACHE_HOME`` covers anything
     else that follows the XDG convention.
@@ -171,8 +171,8 @@ def prepare_catalogue(tmp: Path, log) -> tuple[Path, dict]:
     if committed.exists():
         shutil.copytree(committed, base / "techniques")
     check = (
-        "from pathlib import Path; from models.evidence import load_evidence; "
-        "from models.catalogue_report import load_cached_catalogue; "
+        "from pathlib import Path; from attackprev.evidence.tables import load_evidence; "
+        "from attackprev.reporting.catalogue import load_cached_catalogue; "
         f"print(load_cached_catalogue(Path({str(base / 'techniques')!r}), load_evidence()) is not None)"
     )
     usable = run([PY, "-c", check]).stdout.strip().endswith("True")
@@ -216,7 +216,7 @@ def end_to_end(tmp: Path, techniques: Path, runs: int, baseline: Path | None, lo
         "bare": lambda out: [PY, str(BENCH / "bare_pymc.py")],
     }
     if baseline is not None:
-        cmd = [PY, "-c", "from models.cli import main; main()", "fit", "T1102", "--out"]
+        cmd = [PY, "-c", "from attackprev.cli import main; main()", "fit", "T1102", "--out"]
         contestants["baseline"] = lambda out: [*cmd, str(out)]
     results: dict = {mode: {name: [] for name in contestants} for mode in ("warm", "cold")}
     caches: dict = {}
@@ -280,15 +280,15 @@ def scaling(sizes: list[int], synthetic: int | None, log) -> list[dict]:
 
 
 def command_line(tmp: Path, repeats: int) -> dict:
-    """Import time of ``models.cli`` and the exact-engine command's time and memory."""
-    importtime = run([PY, "-X", "importtime", "-c", "import models.cli"]).stderr
+    """Import time of ``attackprev.cli`` and the exact-engine command's time and memory."""
+    importtime = run([PY, "-X", "importtime", "-c", "import attackprev.cli"]).stderr
     cumulative = None
     for line in importtime.splitlines():
         parts = [p.strip() for p in line.split("|")]
-        if len(parts) == 3 and parts[2] == "models.cli":
+        if len(parts) == 3 and parts[2] == "attackprev.cli":
             cumulative = int(parts[1]) / 1e6
     bare = median([run([PY, "-c", "pass"]).seconds for _ in range(repeats)])
-    imported = median([run([PY, "-c", "import models.cli"]).seconds for _ in range(repeats)])
+    imported = median([run([PY, "-c", "import attackprev.cli"]).seconds for _ in range(repeats)])
     exact = []
     for i in range(repeats):
         out = tmp / f"exact-{i}"
@@ -453,7 +453,7 @@ def render(d: dict) -> str:
         "Caches a cold run fills (files per cache folder): "
         + "; ".join(f"{k}: {', '.join(f'{n} {c}' for n, c in v.items())}" for k, v in e2e["caches"].items())
         + ". PyTensor 3 keeps compiled graphs and its Numba kernels under `base_compiledir` (`~/.pytensor`, "
-        "`numba/` inside it); `models.nutpie_cache` caches nutpie's two C callbacks there too. Numba's own "
+        "`numba/` inside it); `attackprev.inference.nutpie_cache` caches nutpie's two C callbacks there too. Numba's own "
         "`NUMBA_CACHE_DIR` and `XDG_CACHE_HOME` stay empty; matplotlib's font list (`MPLCONFIGDIR`) is rebuilt "
         "on a cold start.",
     ]
@@ -504,7 +504,7 @@ def render(d: dict) -> str:
         "",
         "## 4. The exact engine",
         "",
-        f"`models.exact.fit_exact` for T1102 after import (import of `models.exact`: {ex['import_seconds']:.2f} s), "
+        f"`attackprev.inference.exact.fit_exact` for T1102 after import (import of `attackprev.inference.exact`: {ex['import_seconds']:.2f} s), "
         f"{ex['repeats']} calls each:",
         "",
         "| work | median ms | 10th – 90th percentile ms |",
@@ -518,7 +518,7 @@ def render(d: dict) -> str:
         "",
         "## 5. The multi-technique fit against the number of techniques",
         "",
-        "`models.catalogue.sample_catalogue(data, CataloguePriors(), VARIANTS['pooled'])` (the variant the LOO "
+        "`attackprev.model.catalogue.sample_catalogue(data, CataloguePriors(), VARIANTS['pooled'])` (the variant the LOO "
         "comparison chooses) with its defaults, 4 chains × 3000 draws after 1500 tuning, target_accept 0.97, on "
         "the first k techniques of the evidence (sorted by ID) and on a synthetic catalogue drawn from the pooled "
         "model with a seeded generator (hyperparameters at the real fit's posterior means, each technique "
@@ -546,7 +546,7 @@ def render(d: dict) -> str:
     lines += [
         "## 6. The command line",
         "",
-        f"- `import models.cli`: {1000 * cli['importtime_models_cli']:.0f} ms by `python -X importtime`; a process "
+        f"- `import attackprev.cli`: {1000 * cli['importtime_models_cli']:.0f} ms by `python -X importtime`; a process "
         f"that only imports it takes {cli['import_models_cli_process']:.2f} s against {cli['python_startup']:.2f} s "
         "for an empty one (everything heavy is imported when a command needs it).",
         f"- `attackprev fit T1102 --engine exact` (report without figures, exact engine): median "
@@ -555,7 +555,7 @@ def render(d: dict) -> str:
         "",
         "## What makes it fast",
         "",
-        "- `models.nutpie_cache.compile_pymc_model` replaces `nutpie.compile_pymc_model`: nutpie's two C "
+        "- `attackprev.inference.nutpie_cache.compile_pymc_model` replaces `nutpie.compile_pymc_model`: nutpie's two C "
         "callbacks close over per-process data and were compiled by Numba in every process (~7 s, most of it "
         "the array copy `out[...] = grad`); they are now generated as source keyed by PyTensor's own cache key, "
         "copy with a loop, and are cached on disk beside PyTensor's kernels. Same kernels, same draws.",
@@ -565,14 +565,14 @@ def render(d: dict) -> str:
         "cache, from which the parent loads what the child finished first (Numba compiles one function at a "
         "time per process; `tests/test_nutpie_cache.py` checks the signatures match and the draws are those "
         "of a warm start).",
-        "- `models.figure_workers.FigureWorkers` forks two processes when `attackprev fit` starts (before any "
+        "- `attackprev.reporting.figure_workers.FigureWorkers` forks two processes when `attackprev fit` starts (before any "
         "sampler thread exists); at low priority (nice 10: the compilation on the critical path keeps its "
         "core), each draws its three figures once on a small synthetic fit to pay matplotlib's and ArviZ's "
         "first-figure costs while the parent compiles, then waits. As soon as the "
         "draws exist the parent sends them the fit and goes on with the tables, the exact engine's checks, "
         "`posterior.nc` and the report; the figures are collected last. The files are identical to drawing "
         "them in one process (tested).",
-        "- `models.catalogue.sample_catalogue` keeps nutpie's low-rank mass matrix up to 160 parameters "
+        "- `attackprev.model.catalogue.sample_catalogue` keeps nutpie's low-rank mass matrix up to 160 parameters "
         "(every fit of the bundled evidence, unchanged) and uses the diagonal one above: the low-rank tuning "
         "takes hours at 500 techniques.",
         "- The exact engine's `--engine exact` path no longer imports PyMC.",
@@ -609,7 +609,7 @@ def main() -> None:
         print(text)
     else:
         sys.path.insert(0, str(ROOT))
-        from models.atomic import write_text_atomic
+        from attackprev.atomic import write_text_atomic
 
         write_text_atomic(out, text)
         log(f"wrote {out}")

@@ -2,9 +2,9 @@
 
     python benchmarks/samplers.py [--pymc-draws 1000]
 
-Runs, in one process and on the same PyMC model (``models.betabinomial.build_model``, default
+Runs, in one process and on the same PyMC model (``attackprev.model.betabinomial.build_model``, default
 prior): the project's settings (nutpie, 4 × 4000 draws after 1000 tuning, target_accept 0.95,
-compiled through ``models.nutpie_cache``), then PyMC's own NUTS with its defaults
+compiled through ``attackprev.inference.nutpie_cache``), then PyMC's own NUTS with its defaults
 (``pm.sample(nuts_sampler="pymc")``: 1000 draws after 1000 tuning, target_accept 0.8, chains
 in parallel processes; 4 chains as everywhere else). Prints one JSON line.
 """
@@ -26,11 +26,11 @@ def main() -> None:
     import numpy as np
     import pymc as pm
 
-    from models.betabinomial import build_model
-    from models.evidence import load_evidence
-    from models.fit import SamplerSettings, run_nutpie
-    from models.nutpie_cache import compile_pymc_model
-    from models.priors import DEFAULT_PRIOR, get_prior
+    from attackprev.evidence.tables import load_evidence
+    from attackprev.inference.mcmc import SamplerSettings, run_nutpie
+    from attackprev.inference.nutpie_cache import compile_pymc_model
+    from attackprev.model.betabinomial import build_model
+    from attackprev.model.priors import DEFAULT_PRIOR, get_prior
 
     observations = load_evidence().for_technique("T1102")
     y = np.array([o.successes for o in observations], float)

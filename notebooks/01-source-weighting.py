@@ -43,14 +43,14 @@ import numpy as np
 import xarray as xr
 from IPython.display import Markdown, display
 
-from models.analysis import sensitivity_table
-from models.catalogue_report import hdi
-from models.enterpriselang import note_for
-from models.evidence import load_evidence
-from models.exact import fit_exact
-from models.fit import SamplerSettings, sample_technique
-from models.priors import DEFAULT_PRIOR, PRIORS
-from models.weighting import (
+from attackprev.analysis.technique import sensitivity_table
+from attackprev.reporting.catalogue import hdi
+from attackprev.evidence.enterpriselang import note_for
+from attackprev.evidence.tables import load_evidence
+from attackprev.inference.exact import fit_exact
+from attackprev.inference.mcmc import SamplerSettings, sample_technique
+from attackprev.model.priors import DEFAULT_PRIOR, PRIORS
+from attackprev.analysis.weighting import (
     Estimate,
     bisect,
     complete_pooling,
@@ -387,7 +387,7 @@ display(
 # %% [markdown]
 # ## 6. Prior sensitivity
 #
-# Every hyperprior in `models.priors.PRIORS`, with both sources at full weight, and (second table) together with
+# Every hyperprior in `attackprev.model.priors.PRIORS`, with both sources at full weight, and (second table) together with
 # the M-Trends denominator, to compare the two choices.
 
 # %%

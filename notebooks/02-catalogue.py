@@ -45,9 +45,9 @@ import xarray as xr
 from IPython.display import Markdown, display
 from scipy.special import expit
 
-from models.catalogue import VARIANTS
-from models.evidence import load_evidence
-from models.weighting import (
+from attackprev.model.catalogue import VARIANTS
+from attackprev.evidence.tables import load_evidence
+from attackprev.analysis.weighting import (
     catalogue_comparison,
     excluded_figures,
     interval,

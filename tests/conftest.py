@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.mal import import_mal_clients
+from attackprev.mal.core import import_mal_clients
 
 # mal-toolbox and mal-simulator write ./logs/ on import: import them away from the repo.
 import_mal_clients("maltoolbox", "malsim")
@@ -30,7 +30,7 @@ def t1102_run(tmp_path_factory):
 
     from typer.testing import CliRunner
 
-    from models.cli import app
+    from attackprev.cli import app
 
     out = tmp_path_factory.mktemp("reports")
     # the committed catalogue is reused when it matches the data (else the run refits it)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, write_csv
 
-ATTACKPREV = [sys.executable, "-m", "models.cli"]
+ATTACKPREV = [sys.executable, "-m", "attackprev.cli"]
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from models.weighting import FAST_ENV
+from attackprev.analysis.weighting import FAST_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = ROOT / "notebooks"

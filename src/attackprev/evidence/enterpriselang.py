@@ -1,0 +1,71 @@
+"""enterpriseLang's published values, kept for comparison (``data/enterpriselang_notes.csv``)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from attackprev.config import NOTES_CSV
+from attackprev.errors import InputError
+from attackprev.evidence.tables import read_table
+
+
+@dataclass(frozen=True)
+class Note:
+    """One enterpriseLang probability note, as published."""
+
+    technique_id: str
+    technique_name: str
+    note_path: str
+    published_result: str
+    published_arithmetic: str
+    ttc_text: str
+    note_caveats: str
+
+    @property
+    def published_p(self) -> float | None:
+        """p of the published result's Bernoulli factor, if it has one that parses."""
+        from attackprev.mal.core import parse_ttc, published_expression
+
+        try:
+            return parse_ttc(published_expression(self.published_result)).bernoulli
+        except InputError:
+            return None
+
+    @property
+    def time_factor(self) -> tuple[str | None, str | None]:
+        """(time factor kept from the published TTC, remark), see :func:`attackprev.mal.core.published_time_factor`."""
+        from attackprev.mal.core import published_time_factor
+
+        try:
+            return published_time_factor(self.published_result)
+        except InputError as err:
+            return None, f"published TTC not parsed ({err.message}); written as a zero-time step"
+
+
+@functools.cache
+def load_notes(path: str | Path = NOTES_CSV) -> tuple[Note, ...]:
+    """Every note in the table."""
+    rows, _ = read_table(path, ["technique_id", "note_path", "published_result"])
+    return tuple(
+        Note(
+            technique_id=r["technique_id"],
+            technique_name=r.get("technique_name", ""),
+            note_path=r["note_path"],
+            published_result=r["published_result"],
+            published_arithmetic=r.get("published_arithmetic", ""),
+            ttc_text=r.get("ttc_text", ""),
+            note_caveats=r.get("note_caveats", ""),
+        )
+        for _, r in rows
+    )
+
+
+def note_for(technique_id: str, note_path: str | None = None) -> Note | None:
+    """The note for a technique: the one at ``note_path`` when given, else the first."""
+    notes = [n for n in load_notes() if n.technique_id == technique_id]
+    if note_path:
+        exact = [n for n in notes if n.note_path == note_path]
+        notes = exact or notes
+    return notes[0] if notes else None

@@ -1,0 +1,541 @@
+"""Writing a technique's report folder: ``report.md``, ``summary.json``, ``posterior.nc``, figures.
+
+The Markdown is rendered from the summary dictionary alone (:func:`render_markdown`), so
+every sentence that states a number states one computed in :mod:`attackprev.analysis.technique`. The
+folder is written to a temporary sibling and swapped in only when complete
+(:func:`write_report_folder`), so a failed run never leaves a half-written report nor
+clobbers an earlier one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from attackprev.analysis.technique import TechniqueAnalysis
+from attackprev.atomic import write_folder_atomic
+
+FIGURES = {
+    "forest": "Each source's raw rate (open) and its posterior rate θ_s (filled), beside μ and θ_new",
+    "mu_posterior": "Posterior of the prevalence μ, with enterpriseLang's value and the 94 % HDI",
+    "prior_posterior": "Prior against posterior",
+    "ppc": "Posterior predictive check: replicated counts against the observed ones",
+    "rank": "Rank plots of the sampled parameters (uniform ranks mean the chains agree)",
+    "trace": "Traces of the sampled parameters",
+}
+
+
+# ------------------------------------------------------------------------------ formatting
+def pct(x: float, digits: int = 2) -> str:
+    """0.0396 -> '3.96 %'."""
+    return f"{100 * x:.{digits}f} %"
+
+
+def num(x: float | None, digits: int = 4) -> str:
+    """Round for a table; small numbers keep significant digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.1f}"
+    if abs(x) < 10 ** (-digits + 1):
+        return f"{x:.2g}"
+    return f"{x:.{digits}f}"
+
+
+def k3(x: float) -> str:
+    """Three significant digits, thousands separated (for κ, which spans orders of magnitude)."""
+    return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
+
+
+def kint(pair) -> str:
+    """'[lo, hi]' with :func:`k3`."""
+    return f"[{k3(pair[0])}, {k3(pair[1])}]"
+
+
+def interval(pair, fmt: Callable = num) -> str:
+    """'[lo, hi]'; a bound below 10⁻⁶ is shown as 0."""
+    lo, hi = (0.0 if abs(x) < 1e-6 else x for x in pair)
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+# ------------------------------------------------------------------------------ sections
+def _status(s: dict) -> list[str]:
+    d = s["diagnostics"]
+    if s["engine"] == "exact":
+        return ["> **Engine: exact grid quadrature** (no sampling, so no sampler diagnostics)."]
+    if not d["passed"]:
+        return [
+            "> **⚠ THIS RUN FAILED ITS DIAGNOSTICS — do not use its numbers as they stand.**",
+            *[f"> - {p}" for p in d["problems"]],
+        ]
+    a = s["agreement"]
+    text = (
+        f"> **Diagnostics passed**: {d['divergences']} divergent transitions, max R-hat "
+        f"{d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f} ({d['chains']} chains × "
+        f"{d['draws']} draws); the MCMC mean of μ is {a['mu_mean_diff_in_mcse']:.1f} Monte Carlo "
+        "standard errors from the exact one."
+    )
+    cd = (s.get("catalogue") or {}).get("diagnostics")
+    if cd:
+        text += (
+            f" Multi-technique fit: {cd['divergences']} divergent transitions, max R-hat {cd['max_rhat']:.3f}, "
+            f"min bulk ESS {cd['min_ess_bulk']:.0f}."
+        )
+    return [text]
+
+
+def _question(s: dict) -> list[str]:
+    pub = s["published"]
+    name = f"{s['technique_id']} {s['technique_name']}".strip()
+    text = [
+        "## The question",
+        "",
+        f"How often do attacks use ATT&CK **{name}**, and how sure can we be? "
+        f"enterpriseLang gives it `{pub['published_result']}`"
+        + (f" (note `{pub['note_path']}`)." if pub["note_path"] else "."),
+        "This report fits a hierarchical Beta-Binomial model to each source's count and compares "
+        "its posterior with that point estimate.",
+    ]
+    if s["attack_migration"]:
+        text += ["", f"ATT&CK v18.1: {s['attack_migration']}."]
+    return text
+
+
+def _evidence(s: dict) -> list[str]:
+    rows = []
+    for e in s["evidence"]:
+        published = e["reported_as"] or (f"{e['percent']:g} %" if e["percent"] is not None else "")
+        rows.append(
+            [
+                f"`{e['source_id']}`",
+                e["population"],
+                published,
+                f"{e['successes']} / {e['trials']}",
+                e["trials_basis"],
+                pct(e["rate"]),
+                interval(e["interval_94"], pct),
+                f"{e['weight']:g}",
+            ]
+        )
+    out = [
+        "## Evidence",
+        "",
+        *_table(
+            [
+                "source",
+                "what was counted",
+                "as published",
+                "count",
+                "trials known by",
+                "rate",
+                "94 % interval",
+                "weight",
+            ],
+            rows,
+        ),
+        "",
+        "Intervals are Jeffreys binomial intervals for each source alone. A weight below 1 "
+        "tempers that source's likelihood (a power prior).",
+    ]
+    for rec in s["recoveries"].values():
+        out += ["", f"**Denominator inferred.** {rec['text']}"]
+    out += [""] + [f"- `{e['source_id']}`: {e['citation']}" for e in s["evidence"] if e["citation"]]
+    return out
+
+
+def _point_estimate(s: dict) -> list[str]:
+    pub = s["published"]
+    terms = " + ".join(pct(f) for f in pub["figures"])
+    k = len(pub["figures"])
+    out = ["## enterpriseLang's point estimate", ""]
+    arithmetic = f"({terms}) / {k}" if k > 1 else terms
+    line = f"Recomputed from the data: {arithmetic} = {pct(pub['naive_mean'], 3)}"
+    if pub["published_p"] is not None:
+        verdict = "reproduces" if pub["reproduces"] else "does **not** reproduce"
+        line += f", which {verdict} the published `Bernoulli({pub['published_p']:g})`"
+        line += f" (the note's arithmetic: {pub['published_arithmetic']})." if pub["published_arithmetic"] else "."
+    else:
+        line += "; the note publishes no Bernoulli probability, so this mean is the point compared."
+    out += [
+        line,
+        "",
+        "A mean of percentages weights every source equally whatever its size, and says nothing "
+        "about how uncertain the value is.",
+    ]
+    return out
+
+
+def _posterior(s: dict) -> list[str]:
+    rows_src = s["posterior_table"]
+    exact = s["exact"]["table"]
+    labels = {"mu": "μ (prevalence)", "kappa": "κ (concentration)¹", "theta_new": "θ_new (a new source)"}
+    rows = []
+    for key, r in rows_src.items():
+        label = labels.get(key, key.replace("theta[", "θ[").replace("]", "]"))
+        e = exact[key]
+        ivl = kint if key == "kappa" else interval
+        if s["engine"] == "mcmc":
+            rows.append(
+                [
+                    label,
+                    num(r["mean"]),
+                    num(r["sd"]),
+                    ivl(r["hdi_94"]),
+                    f"{r['ess_bulk']:.0f}",
+                    f"{r['ess_tail']:.0f}",
+                    f"{r['r_hat']:.3f}",
+                    num(e["mean"]),
+                    ivl(e["hdi_94"]),
+                ]
+            )
+        else:
+            rows.append([label, num(r["mean"]), num(r["sd"]), num(r["median"]), interval(r["hdi_94"])])
+    prior = s["priors"]
+    heading = "## Posterior of this technique alone" if s.get("catalogue") else "## Posterior"
+    out = [
+        heading,
+        "",
+        f"Prior: {prior['label']} — {prior['rationale']} ({prior['reference']}). "
+        f"Model: θ_s ~ Beta(μκ, (1 − μ)κ), y_s ~ Binomial(n_s, θ_s), θ integrated out for sampling.",
+        "",
+    ]
+    if s["engine"] == "mcmc":
+        out += _table(
+            ["quantity", "mean", "sd", "94 % HDI", "ESS bulk", "ESS tail", "R-hat", "exact mean", "exact 94 % HDI"],
+            rows,
+        )
+        a = s["agreement"]
+        out += [
+            "",
+            "¹ κ is heavy-tailed, so its interval is the 94 % HDI of log κ mapped back; its mean is dominated "
+            "by the tail and says little.",
+            "",
+            f"MCMC against the exact grid posterior: the means of μ differ by {num(a['mu_mean_diff'], 5)} "
+            f"({a['mu_mean_diff_in_mcse']:.1f} Monte Carlo standard errors of {num(a['mu_mcse'], 5)}); "
+            f"the sds by {num(a['mu_sd_diff'], 5)}; the HDI bounds by {num(a['mu_hdi_diff'][0], 5)} "
+            f"and {num(a['mu_hdi_diff'][1], 5)}. The exact figures are accurate to "
+            f"{num(s['exact']['accuracy']['max_abs_change'], 2)} (largest change of any figure when the "
+            f"grid is refined from {s['exact']['accuracy']['resolution']}² to "
+            f"{s['exact']['accuracy']['refined_resolution']}² cells).",
+        ]
+    else:
+        out += _table(["quantity", "mean", "sd", "median", "94 % HDI"], rows)
+        out += ["", "¹ κ is heavy-tailed, so its interval is the 94 % HDI of log κ mapped back."]
+    return out
+
+
+def _catalogue_section(s: dict) -> list[str]:
+    """Two-source-only against multi-technique, side by side, with a paragraph from the numbers."""
+    c, single = s.get("catalogue"), s.get("single_technique")
+    if not c or not single:
+        return []
+    a, b = single["prevalence"], s["prevalence"]
+    wa, wb = a["hdi_94"][1] - a["hdi_94"][0], b["hdi_94"][1] - b["hdi_94"][0]
+    ka, kb = single["concentration"], c["kappa"]
+    point = s["comparison"]["point_estimate"]
+    rows = [
+        ["mean μ", num(a["mean"]), num(b["mean"])],
+        ["median μ", num(a["median"]), num(b["median"])],
+        ["94 % HDI of μ", interval(a["hdi_94"]), interval(b["hdi_94"])],
+        ["width of that HDI", num(wa), num(wb)],
+        ["94 % HDI of θ_new", interval(single["predictive"]["hdi_94"]), interval(s["predictive"]["hdi_94"])],
+        [
+            "median κ (94 % HDI)",
+            f"{k3(ka['median'])} {kint(ka['hdi_94'])}",
+            f"{k3(kb['median'])} {kint(kb['hdi_94'])}",
+        ],
+        [
+            f"P(μ > {num(point)})",
+            f"{single['comparison']['prob_greater']:.2f}",
+            f"{s['comparison']['prob_greater']:.2f}",
+        ],
+        ["MAL expression", f"`{single['mal']['expression']}`", f"`{s['mal']['expression']}`"],
+    ]
+
+    change = "narrower" if wb < wa else "wider"
+    factor = wa / wb if wb < wa else wb / wa
+    text = (
+        f"Fitted alone, this technique's {len(s['sources'])} sources say little about how far sources disagree: "
+        f"κ's posterior spans {kint(ka['hdi_94'])} (94 % HDI of log κ, median {k3(ka['median'])}). The "
+        f"multi-technique model (variant `{c['variant']}`, {c['techniques']} techniques) learns the concentration "
+        f"from every technique that several sources report and puts this technique's κ at a median of "
+        f"{k3(kb['median'])} (94 % HDI {kint(kb['hdi_94'])}). With it, μ's 94 % HDI is {interval(b['hdi_94'])} "
+        f"instead of {interval(a['hdi_94'])} — {factor:.1f} times {change} — and the posterior mean moves from "
+        f"{num(a['mean'])} to {num(b['mean'])}. The multi-technique posterior is the default: it is the one the "
+        "comparison and the MAL value below use."
+    )
+    return [
+        "## Two-source-only against multi-technique",
+        "",
+        *_table(["", "this technique alone", "multi-technique (default)"], rows),
+        "",
+        text,
+    ]
+
+
+def _comparison(s: dict) -> list[str]:
+    c = s["comparison"]
+    prev = s["prevalence"]
+    inside = "inside" if c["inside_hdi_94"] else "outside"
+    ratio = prev["mean"] / c["point_estimate"] if c["point_estimate"] > 0 else math.inf
+    lo, hi = prev["hdi_94"]
+    which = "the multi-technique " if s.get("catalogue") else ""
+    return [
+        "## Comparison with the point estimate",
+        "",
+        f"Under {which or 'this '}model:",
+        "",
+        f"enterpriseLang's {num(c['point_estimate'])} sits at the {c['percentile']:.0f}th percentile of the "
+        f"posterior of μ: P(μ > {num(c['point_estimate'])}) = {c['prob_greater']:.2f}. It lies {inside} the "
+        f"94 % HDI [{num(lo)}, {num(hi)}]. The posterior mean, {num(prev['mean'])}, is {ratio:.2f} times the point "
+        f"estimate, and the posterior median is {num(prev['median'])}; the interval's upper end is "
+        f"{hi / lo:.1f} times its lower end."
+        if lo > 0
+        else "",
+    ]
+
+
+def _mal(s: dict, step: str | None) -> list[str]:
+    m = s["mal"]
+    prev, pred = s["prevalence"], s["predictive"]
+    step_name = step or "<attackStep>"
+    return [
+        "## Recommended MAL value",
+        "",
+        "```",
+        f"| {step_name} [{m['expression']}]",
+        "```",
+        "",
+        f"p = {m['p']:g} is the posterior mean of μ, which is also the posterior predictive probability "
+        f"that the step is available in a new environment (E[θ_new] = E[μ]). The 94 % HDI of μ is "
+        f"{interval(prev['hdi_94'])}; a single new source's rate θ_new has 94 % HDI "
+        f"{interval(pred['hdi_94'])}. MAL takes one number, so the interval is "
+        "not in the expression: use it to choose values for sensitivity runs of the simulation."
+        + _mcse_sentence(m.get("mcse")),
+    ]
+
+
+def _mcse_sentence(mcse: float | None) -> str:
+    """How many of p's digits the draws support (nothing for the exact engine)."""
+    if mcse is None:
+        return ""
+    return (
+        f" The draws fix p to within about ±{2 * mcse:.1g} (two Monte Carlo standard errors of {mcse:.2g}); "
+        "its further digits are kept only so that a rerun with the same seed writes the same expression."
+    )
+
+
+def _ttc_section(s: dict) -> list[str]:
+    t = s["ttc"]
+    if t["kind"] == "degenerate":
+        body = [
+            "Given that the step is available, its time is exactly 0 days: the TTC is a point mass at 0 "
+            f"(a degenerate distribution). Basis: {t['basis']}. In MAL a lone `[Bernoulli(p)]` says exactly "
+            "this: TTC = 0 with probability p, and the step is impossible with probability 1 − p."
+        ]
+    else:
+        body = [
+            f"Given that the step is available, its time is the published factor `{t['time_factor']}` "
+            f"(days; basis: {t['basis']}). Only the Bernoulli factor is replaced."
+        ]
+    if t.get("remark"):
+        body += ["", f"Note: {t['remark']}."]
+    return ["## Time to compromise", "", *body]
+
+
+def _sensitivity(s: dict) -> list[str]:
+    rows = []
+    for r in s["sensitivity"]:
+        mark = " (default)" if r["prior"] == s["prior"] else ""
+        rows.append(
+            [
+                f"`{r['prior']}`{mark}",
+                r["label"],
+                num(r["mean"]),
+                num(r["median"]),
+                interval(r["hdi_94"]),
+                f"{r['prob_greater']:.2f}",
+                num(r["kappa_median"], 3),
+            ]
+        )
+    means = [r["mean"] for r in s["sensitivity"]]
+    point = s["comparison"]["point_estimate"]
+    lo_name = min(s["sensitivity"], key=lambda r: r["mean"])["prior"]
+    hi_name = max(s["sensitivity"], key=lambda r: r["mean"])["prior"]
+    spread = max(means) / min(means)
+    n_src = len(s["sources"])
+    if spread > 1.25:
+        verdict = (
+            f"With {n_src} source{'s' if n_src != 1 else ''}, this technique's data do not pin down how far "
+            "sources disagree (κ), so the choice of heterogeneity prior moves the answer."
+        )
+    else:
+        verdict = "The data dominate: the choice of prior moves the mean by less than 25 %."
+    return [
+        "## Prior sensitivity",
+        "",
+        *_table(["prior", "hyperprior", "mean μ", "median μ", "94 % HDI", f"P(μ > {num(point)})", "median κ"], rows),
+        "",
+        f"Computed with the exact engine. Across these {len(means)} priors the posterior mean of μ ranges from "
+        f"{num(min(means))} (`{lo_name}`) to {num(max(means))} (`{hi_name}`), a factor of {spread:.1f}. {verdict}",
+        "",
+        *[f"- `{r['prior']}`: {r['reference']}" for r in s["sensitivity"]],
+    ]
+
+
+def _diagnostics(s: dict) -> list[str]:
+    d = s["diagnostics"]
+    if s["engine"] == "exact":
+        acc = s["exact"]["accuracy"]
+        return [
+            "## Diagnostics",
+            "",
+            f"Exact grid engine, {acc['resolution']}² cells; refining to {acc['refined_resolution']}² moved no figure "
+            f"by more than {num(acc['max_abs_change'], 2)} (largest: {acc['max_abs_change_figure']}).",
+        ]
+    rows = [
+        ["divergent transitions", str(d["divergences"]), f"= {d['limits']['divergences']}"],
+        ["max R-hat", f"{d['max_rhat']:.4f}", f"≤ {d['limits']['max_rhat']}"],
+        ["min bulk ESS", f"{d['min_ess_bulk']:.0f}", f"≥ {d['limits']['min_ess_bulk']}"],
+        ["min tail ESS", f"{d['min_ess_tail']:.0f}", ""],
+        ["chains × draws", f"{d['chains']} × {d['draws']}", ""],
+        ["|MCMC − exact| mean of μ", f"{s['agreement']['mu_mean_diff_in_mcse']:.2f} MCSE", "≤ 3"],
+    ]
+    return ["## Diagnostics", "", *_table(["check", "value", "required"], rows)]
+
+
+def _reproduce(s: dict, command: str) -> list[str]:
+    versions = ", ".join(f"{k} {v}" for k, v in s["versions"].items())
+    return [
+        "## Reproduce",
+        "",
+        f"`{command}` — seed {s['seed']}, data SHA-256 `{s['data_sha256'][:16]}…` (`{s['data_file']}`), "
+        f"{s['sampler']['chains']} chains × {s['sampler']['draws']} draws after {s['sampler']['tune']} tuning steps. "
+        f"Versions: {versions}.",
+    ]
+
+
+def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, command: str = "") -> str:
+    """The report, from the summary dictionary alone."""
+    title = f"# {s['technique_id']} {s['technique_name']}: how often attacks use it".replace("  ", " ")
+    parts = [
+        [title],
+        _status(s),
+        _question(s),
+        _evidence(s),
+        _point_estimate(s),
+        _posterior(s),
+        _catalogue_section(s),
+        _comparison(s),
+        _mal(s, step),
+        _ttc_section(s),
+        _sensitivity(s),
+        _diagnostics(s),
+    ]
+    if figures:
+        which = []
+        if s.get("catalogue"):
+            which = [
+                "The μ figure shows the headline, the multi-technique posterior, with this technique's own "
+                "posterior as a grey dashed line; the forest plot shows both (open markers: this technique alone). "
+                "The prior, predictive, rank and trace figures are of the single-technique fit sampled for this "
+                "report; the multi-technique fit's diagnostics are in [its report](../techniques/catalogue.md).",
+                "",
+            ]
+        parts.append(
+            ["## Figures", "", *which]
+            + [f"![{FIGURES.get(k, k)}]({v})\n\n*{FIGURES.get(k, k)}.*\n" for k, v in figures.items()]
+        )
+    parts.append(_reproduce(s, command))
+    parts.append(["", "*Generated by `attackprev`; do not edit by hand.*"])
+    return "\n\n".join("\n".join(p) for p in parts if p) + "\n"
+
+
+# ------------------------------------------------------------------------------ writing
+def write_technique_report(
+    analysis: TechniqueAnalysis,
+    out_dir: Path,
+    command: str = "",
+    figures: bool = True,
+) -> Path:
+    """Write ``<out_dir>/<technique id, lower case>/`` for one analysis.
+
+    The folder appears whole or not at all (:func:`attackprev.atomic.write_folder_atomic`). When
+    the analysis's figures are being drawn by worker processes (``analysis.figures``), they
+    are collected last; otherwise they are drawn here.
+    """
+    from attackprev.inference.mcmc import package_versions
+
+    s = analysis.summary
+    s["versions"] = package_versions()
+    target = Path(out_dir) / s["technique_id"].lower()
+    step = None
+    try:
+        from attackprev.mal.core import load_steps
+
+        mapping = load_steps().get(s["technique_id"])
+        step = mapping.attack_step if mapping else None
+    except Exception:
+        step = None
+    s["mal"]["attack_step"] = step
+    pending = analysis.figures
+    draw = figures and analysis.tree is not None
+
+    def write(tmp: Path) -> None:
+        from attackprev.reporting.figures import FILENAMES, write_figures
+
+        if analysis.tree is not None:
+            save_posterior(analysis.tree, tmp / "posterior.nc")
+        figs = dict(FILENAMES) if draw else {}
+        (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "report.md").write_text(render_markdown(s, figs, step, command), encoding="utf-8")
+        if draw and pending is not None:
+            pending.collect(tmp)
+        elif draw:
+            write_figures(
+                analysis.tree,
+                tmp,
+                s["comparison"]["point_estimate"],
+                tuple(s["prevalence"]["hdi_94"]),
+                s["technique_id"],
+                headline=analysis.headline,
+            )
+
+    try:
+        write_folder_atomic(target, write)
+    finally:
+        if pending is not None and not pending.done:  # not collected: free the workers, drop the files
+            pending.discard()
+    return target
+
+
+def save_posterior(tree, path: Path) -> None:
+    """Save the DataTree compactly (sample statistics the report does not use are dropped)."""
+    import xarray as xr
+
+    keep = ["diverging", "step_size", "depth", "energy", "mean_tree_accept", "n_steps"]
+    groups = {}
+    for name, node in tree.children.items():
+        ds = node.to_dataset()
+        if name == "sample_stats":
+            ds = ds[[v for v in keep if v in ds.data_vars]]
+        groups[name] = ds
+    out = xr.DataTree.from_dict(groups)
+    out.attrs.update(tree.attrs)
+    encoding = {
+        f"/{g}": {v: {"zlib": True, "complevel": 4} for v in ds.data_vars if ds[v].dtype != object}
+        for g, ds in groups.items()
+    }
+    out.to_netcdf(path, engine="h5netcdf", encoding=encoding)

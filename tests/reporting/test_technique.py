@@ -1,0 +1,139 @@
+"""The default T1102 run end to end: diagnostics, numbers, report text, saved posterior."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+pytestmark = pytest.mark.slow  # `make test` runs each file on one xdist worker, so the T1102 fit runs once
+
+
+def test_default_run_succeeds_with_healthy_sampler(t1102_run):
+    assert t1102_run["result"].exit_code == 0, t1102_run["result"].output
+    d = t1102_run["summary"]["diagnostics"]
+    assert d["passed"] and d["problems"] == []
+    assert d["divergences"] == 0
+    assert d["max_rhat"] <= 1.01
+    assert d["min_ess_bulk"] >= 1000
+    assert (d["chains"], d["draws"]) == (4, 4000)
+
+
+def test_summary_has_every_promised_field(t1102_run):
+    s = t1102_run["summary"]
+    assert s["technique_id"] == "T1102"
+    for key in ("mean", "sd", "median", "hdi_94"):
+        assert key in s["prevalence"]
+    lo, hi = s["prevalence"]["hdi_94"]
+    assert 0 < lo < s["prevalence"]["median"] < hi < 1
+    assert set(s["predictive"]) >= {"mean", "hdi_94"}
+    assert [(x["source_id"], x["successes"], x["trials"]) for x in s["sources"]] == [
+        ("mtrends2020", 9, 227),
+        ("sok2019_windows_malware", 47, 951),
+    ]
+    for x in s["sources"]:
+        assert x["hdi_94"][0] < x["posterior_mean"] < x["hdi_94"][1]
+    c = s["comparison"]
+    assert c["point_estimate"] == 0.0445
+    assert c["naive_mean"] == pytest.approx((0.0396 + 47 / 951) / 2)
+    assert c["prob_greater"] == pytest.approx(1 - c["percentile"] / 100)
+    assert c["inside_hdi_94"] == (lo <= 0.0445 <= hi)
+    assert s["ttc"]["kind"] == "degenerate" and s["ttc"]["value_days"] == 0
+    assert s["seed"] == 20201102 and "pymc" in s["versions"] and s["priors"]["name"] == "halfnormal1"
+    assert re.fullmatch(r"[0-9a-f]{64}", s["data_sha256"])
+
+
+def test_headline_is_the_multi_technique_posterior(t1102_run):
+    s = t1102_run["summary"]
+    assert s["mal"]["model"] == "multi-technique" and s["model"].startswith("multi-technique")
+    single = s["single_technique"]
+    assert single["mal"]["model"] == "single-technique"
+    # the catalogue's learned heterogeneity narrows T1102's interval
+    width = s["prevalence"]["hdi_94"][1] - s["prevalence"]["hdi_94"][0]
+    assert width < single["prevalence"]["hdi_94"][1] - single["prevalence"]["hdi_94"][0]
+    assert s["catalogue"]["techniques"] >= 50 and s["catalogue"]["diagnostics"]["passed"]
+    text = (t1102_run["folder"] / "report.md").read_text()
+    assert "## Two-source-only against multi-technique" in text
+    assert f"`{single['mal']['expression']}` | `{s['mal']['expression']}`" in text
+
+
+def test_mal_value_is_the_posterior_mean(t1102_run):
+    s = t1102_run["summary"]
+    assert s["mal"]["p"] == pytest.approx(s["prevalence"]["mean"], rel=1e-3)
+    assert s["mal"]["expression"] == f"Bernoulli({s['mal']['p']:g})"
+    assert s["predictive"]["mean"] == pytest.approx(s["prevalence"]["mean"], rel=0.05)  # E[θ_new] = E[μ]
+    # the report says how many of p's digits the draws support
+    assert 0 < s["mal"]["mcse"] < 0.05 * s["mal"]["p"]
+    assert s["single_technique"]["mal"]["mcse"] == pytest.approx(s["posterior_table"]["mu"]["mcse_mean"])
+    text = (t1102_run["folder"] / "report.md").read_text()
+    assert f"two Monte Carlo standard errors of {s['mal']['mcse']:.2g}" in text
+
+
+def test_mcmc_agrees_with_the_exact_posterior(t1102_run):
+    s = t1102_run["summary"]
+    mc, ex = s["posterior_table"]["mu"], s["exact"]["prevalence"]
+    assert abs(mc["mean"] - ex["mean"]) <= 3 * mc["mcse_mean"]
+    assert abs(mc["sd"] - ex["sd"]) <= 0.1 * ex["sd"]
+    for a, b in zip(mc["hdi_94"], ex["hdi_94"], strict=True):
+        assert abs(a - b) <= 0.002
+    assert s["exact"]["accuracy"]["max_abs_change"] < 1e-3
+
+
+def test_sensitivity_covers_the_required_priors(t1102_run):
+    names = [r["prior"] for r in t1102_run["summary"]["sensitivity"]]
+    assert {"halfnormal1", "pareto", "bda3"} <= set(names) and len(names) >= 4
+    bda3 = next(r for r in t1102_run["summary"]["sensitivity"] if r["prior"] == "bda3")
+    assert bda3["hdi_94"][1] > 0.4  # BDA3's prior leaves μ wide open with two sources
+
+
+def test_report_states_the_computed_numbers(t1102_run):
+    s = t1102_run["summary"]
+    text = (t1102_run["folder"] / "report.md").read_text()
+    lines = text.splitlines()
+    assert lines[0].startswith("# T1102 Web Service")
+    assert lines[2].startswith("> **Diagnostics passed**")
+    assert f"| webService [{s['mal']['expression']}]" in text
+    assert f"{s['comparison']['percentile']:.0f}th percentile" in text
+    assert f"P(μ > 0.0445) = {s['comparison']['prob_greater']:.2f}" in text
+    assert "| 9 / 227 | inferred |" in text and "This is an inference" in text
+    assert "reproduces the published `Bernoulli(0.0445)`" in text
+    assert "exactly 0 days" in text
+    for row in s["sensitivity"]:
+        assert f"`{row['prior']}`" in text
+    for name in re.findall(r"\]\(([\w.]+\.png)\)", text):
+        assert (t1102_run["folder"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(re.findall(r"\]\(([\w.]+\.png)\)", text)) >= 5
+    # the μ figure shows the headline (multi-technique) posterior, and the report says which fit each figure is of
+    assert "The μ figure shows the headline, the multi-technique posterior" in text
+    assert "[its report](../techniques/catalogue.md)" in text
+
+
+def test_saved_posterior_records_its_provenance(t1102_run):
+    import xarray as xr
+
+    s = t1102_run["summary"]
+    with xr.open_datatree(t1102_run["folder"] / "posterior.nc") as tree:
+        attrs = tree.attrs
+        assert json.loads(attrs["priors"])["name"] == "halfnormal1"
+        assert attrs["data_sha256"] == s["data_sha256"]
+        assert int(attrs["seed"]) == 20201102
+        assert "pymc" in json.loads(attrs["versions"])
+        alone = s["single_technique"]["prevalence"]["mean"]
+        assert float(tree["posterior"]["mu"].mean()) == pytest.approx(alone, rel=1e-12)
+        assert list(tree["posterior"]["theta"].coords["source"].values) == ["mtrends2020", "sok2019_windows_malware"]
+        assert {"prior", "posterior_predictive", "observed_data", "sample_stats"} <= set(tree.children)
+
+
+def test_same_seed_gives_identical_summary(t1102_run, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from attackprev.cli import app
+
+    shutil.copytree(t1102_run["out"] / "techniques", tmp_path / "techniques")
+    result = CliRunner().invoke(app, ["fit", "T1102", "--out", str(tmp_path), "--no-figures"])
+    assert result.exit_code == 0
+    again = (tmp_path / "t1102" / "summary.json").read_text()
+    assert again == (t1102_run["folder"] / "summary.json").read_text()
