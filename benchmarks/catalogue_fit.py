@@ -66,9 +66,9 @@ def main() -> None:
     from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
     from attackprev.evidence.tables import load_evidence
     from attackprev.inference.mcmc import diagnose
-    from attackprev.model.catalogue import LOW_RANK_MAX_PARAMETERS, VARIANTS, CatalogueData, sample_catalogue
+    from attackprev.inference.catalogue import LOW_RANK_MAX_PARAMETERS, _sampled_only, sample_catalogue
+    from attackprev.model.catalogue import VARIANTS, CatalogueData
     from attackprev.model.priors import CataloguePriors
-    from attackprev.reporting.catalogue import _sampled_only
 
     if args.synthetic:
         observations = synthetic_observations(args.synthetic)

@@ -42,7 +42,7 @@ IMPORTS = (
     "attackprev.analysis.technique",
     "attackprev.reporting.technique",
     "attackprev.reporting.catalogue",
-    "attackprev.mal.core",
+    "attackprev.mal.mapping",
     "attackprev.evidence.attack",
     "pymc",
     "nutpie",

@@ -172,7 +172,7 @@ def prepare_catalogue(tmp: Path, log) -> tuple[Path, dict]:
         shutil.copytree(committed, base / "techniques")
     check = (
         "from pathlib import Path; from attackprev.evidence.tables import load_evidence; "
-        "from attackprev.reporting.catalogue import load_cached_catalogue; "
+        "from attackprev.inference.catalogue import load_cached_catalogue; "
         f"print(load_cached_catalogue(Path({str(base / 'techniques')!r}), load_evidence()) is not None)"
     )
     usable = run([PY, "-c", check]).stdout.strip().endswith("True")
@@ -518,7 +518,7 @@ def render(d: dict) -> str:
         "",
         "## 5. The multi-technique fit against the number of techniques",
         "",
-        "`attackprev.model.catalogue.sample_catalogue(data, CataloguePriors(), VARIANTS['pooled'])` (the variant the LOO "
+        "`attackprev.inference.catalogue.sample_catalogue(data, CataloguePriors(), VARIANTS['pooled'])` (the variant the LOO "
         "comparison chooses) with its defaults, 4 chains × 3000 draws after 1500 tuning, target_accept 0.97, on "
         "the first k techniques of the evidence (sorted by ID) and on a synthetic catalogue drawn from the pooled "
         "model with a seeded generator (hyperparameters at the real fit's posterior means, each technique "
@@ -572,7 +572,7 @@ def render(d: dict) -> str:
         "draws exist the parent sends them the fit and goes on with the tables, the exact engine's checks, "
         "`posterior.nc` and the report; the figures are collected last. The files are identical to drawing "
         "them in one process (tested).",
-        "- `attackprev.model.catalogue.sample_catalogue` keeps nutpie's low-rank mass matrix up to 160 parameters "
+        "- `attackprev.inference.catalogue.sample_catalogue` keeps nutpie's low-rank mass matrix up to 160 parameters "
         "(every fit of the bundled evidence, unchanged) and uses the diagonal one above: the low-rank tuning "
         "takes hours at 500 techniques.",
         "- The exact engine's `--engine exact` path no longer imports PyMC.",

@@ -44,7 +44,7 @@ import xarray as xr
 from IPython.display import Markdown, display
 
 from attackprev.analysis.technique import sensitivity_table
-from attackprev.reporting.catalogue import hdi
+from attackprev.inference.summaries import hdi
 from attackprev.evidence.enterpriselang import note_for
 from attackprev.evidence.tables import load_evidence
 from attackprev.inference.exact import fit_exact

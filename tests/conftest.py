@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from attackprev.mal.core import import_mal_clients
+from attackprev.mal.dictionary import import_mal_clients
 
 # mal-toolbox and mal-simulator write ./logs/ on import: import them away from the repo.
 import_mal_clients("maltoolbox", "malsim")

@@ -101,6 +101,10 @@ def test_not_utf8_exits_2(tmp_path, earlier_report):
         (["T1102", "--weight", "nosuch=0.5"], "unknown source 'nosuch'"),
         (["T1102", "--prior", "flat"], "unknown prior 'flat'"),
         (["T1102", "--engine", "gibbs"], "--engine 'gibbs'"),
+        (["T1102", "--engine", "exact", "--draws", "500"], "--draws: nothing is sampled in this run"),
+        (["T1102", "--engine", "exact", "--model", "multi"], "--model multi: --engine exact computes"),
+        (["T1102", "--engine", "mcmc", "--prior", "pareto"], "--prior pareto sets the single-technique model's"),
+        (["T1102", "--model", "multi", "--weight", "mtrends2020=0.5"], "--model multi: --weight tempers"),
     ],
 )
 def test_bad_arguments_exit_2(earlier_report, args, expected):
@@ -121,9 +125,17 @@ def test_exact_engine_report_replaces_earlier_one(tmp_path, earlier_report):
     summary = json.loads((earlier_report / "t1102" / "summary.json").read_text())
     assert summary["engine"] == "exact"
     assert summary["mal"]["expression"].startswith("Bernoulli(")
-    assert summary["prevalence"]["mean"] == pytest.approx(summary["exact"]["prevalence"]["mean"])
+    single = summary["models"]["single_technique"]
+    assert summary["prevalence"]["mean"] == pytest.approx(single["exact"]["prevalence"]["mean"])
     assert sorted(p.name for p in earlier_report.iterdir()) == ["t1102"]
     assert "Bernoulli(" in proc.stdout and proc.stderr == ""  # quiet when not on a terminal
+    # the change of estimand is stated in the output, the report's first lines and summary.json
+    assert summary["model"] == "single-technique" == summary["mal"]["model"]
+    assert summary["models"]["multi_technique"] is None
+    assert summary["estimand"]["default"] is False and "--engine exact" in summary["estimand"]["note"]
+    assert "note: the headline is the single-technique model, not the default: --engine exact" in proc.stdout
+    first = (earlier_report / "t1102" / "report.md").read_text().splitlines()[2]
+    assert first.startswith("> **Headline: the single-technique model, not the default multi-technique model**")
 
 
 def test_user_csv_with_three_sources(tmp_path):
@@ -139,7 +151,7 @@ def test_user_csv_with_three_sources(tmp_path):
     proc = run("fit", "T1102", "--data", str(data), "--engine", "exact", "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "r" / "t1102" / "summary.json").read_text())
-    assert [s["source_id"] for s in summary["sources"]] == ["a", "b", "c"]
+    assert [s["source_id"] for s in summary["models"]["single_technique"]["sources"]] == ["a", "b", "c"]
     assert summary["comparison"]["naive_mean"] == pytest.approx((9 / 227 + 47 / 951 + 30 / 400) / 3)
 
 
@@ -159,12 +171,12 @@ def test_weight_is_recorded_and_moves_the_answer(tmp_path):
 
 @pytest.mark.slow
 def test_failed_diagnostics_exit_3_and_flag_the_report(tmp_path):
-    proc = run(
-        "fit", "T1102", "--draws", "100", "--tune", "100", "--chains", "2", "--no-figures", "--out", str(tmp_path)
-    )
+    args = ["--draws", "100", "--tune", "100", "--chains", "2", "--model", "single"]
+    proc = run("fit", "T1102", *args, "--no-figures", "--out", str(tmp_path))
     assert proc.returncode == 3, proc.stderr
     report = (tmp_path / "t1102" / "report.md").read_text().splitlines()
-    assert "FAILED ITS DIAGNOSTICS" in report[2]
+    assert report[2].startswith("> **Headline: the single-technique model") and "--model single" in report[2]
+    assert "FAILED ITS DIAGNOSTICS" in report[4]
     summary = json.loads((tmp_path / "t1102" / "summary.json").read_text())
     assert summary["diagnostics"]["passed"] is False
     assert any("ESS" in p for p in summary["diagnostics"]["problems"])
@@ -187,7 +199,7 @@ def test_export_mal_prints_t1102_line_and_json_and_patches(tmp_path):
         "    | webService [Bernoulli(0.0445)]\n      -> other\n    | other\n  }\n}\n"
     )
     mal.write_text(original)
-    proc = run("export-mal", "--reports", str(out), "--patch", str(mal))
+    proc = run("export-mal", "--reports", str(out), "--patch", str(mal), "--prefer-reports")
     assert proc.returncode == 0, proc.stderr
     assert f"| webService [Bernoulli({p:g})]" in proc.stdout
     assert '"name": "Bernoulli"' in proc.stdout and "Bernoulli(0.0445)" in proc.stdout  # old value in the table
@@ -203,12 +215,13 @@ def test_export_mal_in_place_needs_patch(tmp_path):
 
 
 def test_export_mal_covers_the_whole_catalogue():
-    """With reports/techniques/ present every technique is exported; T1102 comes from its own report."""
+    """With reports/techniques/ present every technique is exported from it, T1102 included."""
     proc = run("export-mal", "--reports", str(ROOT / "reports"))
     assert proc.returncode == 0, proc.stderr
     steps = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     catalogue = (ROOT / "reports" / "techniques" / "catalogue.csv").read_text().splitlines()
     assert len(steps) == len(catalogue) - 1
     t1102 = json.loads((ROOT / "reports" / "t1102" / "summary.json").read_text())
+    assert t1102["mal"]["model"] == "multi-technique"  # the same model as the catalogue, so the same value
     assert f"| webService [{t1102['mal']['expression']}]" in steps
-    assert "reports/t1102/summary.json" in proc.stdout
+    assert "reports/techniques/catalogue.csv" in proc.stdout

@@ -19,8 +19,6 @@ from attackprev.errors import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_DIAGNOSTICS = 3
-ENGINES = ("mcmc", "exact")
-MODELS = ("auto", "single", "catalogue")
 
 app = typer.Typer(
     add_completion=False,
@@ -87,155 +85,100 @@ def fit(
     ] = None,
     sources: Annotated[Path | None, typer.Option(help="Sources table for --data (optional).")] = None,
     trials: Annotated[list[str] | None, typer.Option(help="Override a source's trials: SOURCE=N (repeatable).")] = None,
-    weight: Annotated[list[str] | None, typer.Option(help="Weight a source in [0, 1]: SOURCE=W (repeatable).")] = None,
-    prior: Annotated[str, typer.Option(help="Hyperprior (see `attackprev priors`).")] = "halfnormal1",
-    engine: Annotated[str, typer.Option(help="mcmc (default) or exact (grid, no sampling).")] = "mcmc",
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(help="Weight a source in [0, 1]: SOURCE=W (repeatable; single-technique model only)."),
+    ] = None,
+    prior: Annotated[
+        str | None,
+        typer.Option(help="Hyperprior of the single-technique model (see `attackprev priors`; default halfnormal1)."),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="mcmc (default) or exact (grid; the single-technique model only).")
+    ] = "mcmc",
     model: Annotated[
         str,
         typer.Option(
-            help="auto: the multi-technique model when the evidence supports it (and no --weight), "
-            "else single; or single / catalogue."
+            help="auto (default): the multi-technique model when the evidence supports it and no option asks "
+            "for the single-technique one; multi; or single."
         ),
     ] = "auto",
     out: Annotated[Path, typer.Option(help="Folder for reports.")] = Path("reports"),
-    draws: Annotated[int, typer.Option(min=100, help="Draws per chain.")] = 4000,
-    tune: Annotated[int, typer.Option(min=100, help="Tuning steps per chain.")] = 1000,
-    chains: Annotated[int, typer.Option(min=1, help="Chains.")] = 4,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 20201102,
+    draws: Annotated[
+        int | None, typer.Option(min=100, help="Draws per chain (default: 1500 multi-technique, 4000 single).")
+    ] = None,
+    tune: Annotated[
+        int | None, typer.Option(min=100, help="Tuning steps per chain (default: 1500 multi, 1000 single).")
+    ] = None,
+    chains: Annotated[int | None, typer.Option(min=1, help="Chains (default 4).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 20201102).")] = None,
     figures: Annotated[bool, typer.Option(help="Draw the report's figures.")] = True,
+    refit: Annotated[
+        bool, typer.Option("--refit", help="Fit the multi-technique model even if a saved fit matches.")
+    ] = False,
 ) -> None:
     """Fit techniques and write their reports to OUT/<technique id>/."""
     from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
-    from attackprev.evidence.tables import check_technique_format
-    from attackprev.model.priors import get_prior
+    from attackprev.evidence.attack import check_technique_id
+    from attackprev.evidence.tables import check_technique_format, load_evidence
+    from attackprev.pipeline import RunOptions, plan_run, run_fit
 
     if not techniques and not all_techniques:
         raise InputError("name at least one technique, e.g. `attackprev fit T1102`, or use --all")
-    techniques = techniques or []
-    if engine not in ENGINES:
-        raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    if model not in MODELS:
-        raise InputError(f"--model {model!r}: choose one of {', '.join(MODELS)}")
-    try:
-        chosen_prior = get_prior(prior)
-    except ValueError as err:
-        raise InputError(f"--prior: {err}") from None
-    weights = _pairs(weight, "--weight", float)
+    ids = [check_technique_format(t) for t in techniques or []]
+    options = RunOptions(
+        model=model,
+        engine=engine,
+        prior=prior,
+        weights=_pairs(weight, "--weight", float),
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        figures=figures,
+        refit=refit,
+    )
     overrides = _pairs(trials, "--trials", int)
-    ids = [check_technique_format(t) for t in techniques]
-
-    from attackprev.evidence.attack import check_technique_id
-
     for t in ids:
         check_technique_id(t)
-    from attackprev.evidence.tables import load_evidence
-
     if data is None:
         evidence = load_evidence(OBSERVATIONS_CSV, sources or SOURCES_CSV, overrides)
     else:
         evidence = load_evidence(data, sources, overrides)
     known = {s.source_id for s in evidence.observations}
-    for sid in list(weights) + list(overrides):
+    for sid in overrides:
         if sid not in known:
             raise InputError(f"unknown source {sid!r}; sources in the evidence: {', '.join(sorted(known))}")
     for t in ids:
         evidence.for_technique(t)  # every technique must have evidence before anything runs
+    plan = plan_run(options, evidence, ids, all_techniques)  # refuses options that would not apply, before any fit
 
     interactive = _interactive()
     if not interactive:
         _quiet_libraries()
-    from attackprev.inference.mcmc import SamplerSettings
-
-    settings = SamplerSettings(draws=draws, tune=tune, chains=chains, seed=seed)
-    command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev fit"
+    command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev fit " + " ".join(ids)
     workers = None
-    if figures and engine == "mcmc" and ids:
+    if figures and plan.engine == "mcmc" and ids:
         from attackprev.reporting.figure_workers import FigureWorkers
 
         workers = FigureWorkers.start()  # forked now, before any sampler thread; they warm up meanwhile
     try:
-        failed = _fit_and_write(
+        result = run_fit(
             ids,
             evidence,
-            settings,
-            all_techniques=all_techniques,
-            model=model,
-            engine=engine,
-            weights=weights,
-            prior=chosen_prior,
+            options,
             out=out,
+            all_techniques=all_techniques,
             command=command,
-            figures=figures,
+            progress=interactive,
             workers=workers,
+            echo=typer.echo,
         )
     finally:
         if workers is not None:
             workers.close()
-    if failed:
+    if result.failed:
         raise typer.Exit(EXIT_DIAGNOSTICS)
-
-
-def _fit_and_write(
-    ids, evidence, settings, *, all_techniques, model, engine, weights, prior, out, command, figures, workers
-) -> bool:
-    """The work of ``fit`` once its input is checked; True when a fit failed its diagnostics."""
-    from attackprev.analysis.technique import analyse_technique
-    from attackprev.reporting.technique import write_technique_report
-
-    interactive = _interactive()
-    failed = False
-    catalogue = None
-    if all_techniques:
-        from attackprev.reporting.catalogue import fit_catalogue, write_catalogue_report
-
-        if interactive:
-            typer.echo("fitting the multi-technique model (every variant) ...", err=True)
-        result = fit_catalogue(evidence, progress=interactive)
-        target = write_catalogue_report(result, evidence, out)
-        status = "diagnostics passed" if result.passed else "DIAGNOSTICS FAILED"
-        typer.echo(
-            f"catalogue: {len(result.data.techniques)} techniques, model {result.variant} ({status}) -> {target}"
-        )
-        failed |= not result.passed
-        catalogue = result.tree
-    elif ids and _wants_catalogue(model, engine, weights, evidence):
-        from attackprev.reporting.catalogue import CATALOGUE_DIR, fit_catalogue, load_cached_catalogue
-
-        catalogue = load_cached_catalogue(out / CATALOGUE_DIR, evidence)
-        if catalogue is None:
-            if interactive:
-                typer.echo("no saved catalogue for this evidence: fitting the multi-technique model ...", err=True)
-            catalogue = fit_catalogue(evidence, progress=interactive).tree
-    for t in ids:
-        if interactive:
-            typer.echo(f"fitting {t} ({engine}, prior {prior.name}) ...", err=True)
-        result = analyse_technique(
-            t, evidence, prior, settings, weights, engine, progress=interactive, catalogue=catalogue, workers=workers
-        )
-        target = write_technique_report(result, out, command=command, figures=figures)
-        s = result.summary
-        lo, hi = s["prevalence"]["hdi_94"]
-        status = (
-            "diagnostics passed" if result.passed else "DIAGNOSTICS FAILED: " + "; ".join(s["diagnostics"]["problems"])
-        )
-        typer.echo(
-            f"{t}: {s['mal']['expression']}  (μ mean {s['prevalence']['mean']:.4f}, 94 % HDI "
-            f"{lo:.4f}–{hi:.4f}; {status}) -> {target}"
-        )
-        failed |= not result.passed
-    return failed
-
-
-def _wants_catalogue(model: str, engine: str, weights: dict, evidence) -> bool:
-    if model == "single" or engine == "exact":
-        return False
-    from attackprev.reporting.catalogue import catalogue_applies  # imports PyMC: only when it may be needed
-
-    if model == "catalogue":
-        if not catalogue_applies(evidence):
-            raise InputError("--model catalogue needs at least 5 techniques, 3 of them with several sources")
-        return True
-    return not weights and catalogue_applies(evidence)
 
 
 @app.command("list")
@@ -279,14 +222,27 @@ def export_mal_command(
     catalogue: Annotated[
         Path | None,
         typer.Option(
-            help="Read the probabilities from this catalogue CSV only (default: REPORTS/techniques/ + reports)."
+            help="Read the probabilities from this catalogue CSV only (default: REPORTS/techniques/catalogue.csv, "
+            "plus multi-technique reports of techniques it lacks)."
         ),
     ] = None,
+    prefer_reports: Annotated[
+        bool,
+        typer.Option(
+            "--prefer-reports",
+            help="Use each technique's own report (REPORTS/<ID>/summary.json) in place of the catalogue, "
+            "whatever model produced it.",
+        ),
+    ] = False,
 ) -> None:
-    """Print each technique's MAL TTC (fragment and mal-toolbox JSON form); optionally patch a .mal file."""
+    """Print each technique's MAL TTC (fragment and mal-toolbox JSON form); optionally patch a .mal file.
+
+    By default the values are the multi-technique model's (the catalogue); each entry names its model.
+    """
     import json
 
-    from attackprev.mal.core import export_mal, format_changes
+    from attackprev.mal.export import export_mal
+    from attackprev.mal.malfile import format_changes
 
     if in_place and patch is None:
         raise InputError("--in-place needs --patch FILE.mal")
@@ -297,7 +253,13 @@ def export_mal_command(
         in_place=in_place,
         catalogue=catalogue,
         missing="skip" if skip_missing else "error",
+        prefer_reports=prefer_reports,
     )
+    if result.set_aside:
+        aside = ", ".join(f"{e.technique_id} ({e.model or 'model not recorded'})" for e in result.set_aside)
+        typer.echo(
+            f"technique reports not used (default model's values taken; --prefer-reports uses them): {aside}", err=True
+        )
     typer.echo(result.fragment.rstrip())
     typer.echo("")
     text = json.dumps(result.json, indent=2, ensure_ascii=False)

@@ -1,32 +1,12 @@
-"""Evidence loading: every kind of bad input, and denominator recovery."""
+"""Evidence loading: every kind of bad input, and denominators recovered while loading."""
 
 from __future__ import annotations
 
 import pytest
 
 from attackprev.errors import InputError
-from attackprev.evidence.tables import consistent_count, load_evidence, recover_denominator
+from attackprev.evidence.tables import load_evidence
 from tests.conftest import write_csv
-
-MTRENDS_PERCENTS = [
-    0.44,
-    0.88,
-    1.32,
-    1.76,
-    2.2,
-    3.08,
-    3.52,
-    3.96,
-    4.85,
-    5.29,
-    6.61,
-    8.37,
-    9.25,
-    10.13,
-    10.57,
-    15.86,
-    18.94,
-]
 
 
 def test_bundled_t1102_resolves_to_published_counts():
@@ -39,30 +19,12 @@ def test_bundled_t1102_resolves_to_published_counts():
     assert ev.recoveries["mtrends2020"].trials == 227
 
 
-def test_mtrends_denominator_is_227_and_its_multiples():
-    rec = recover_denominator(MTRENDS_PERCENTS, 2, "mtrends2020")
-    assert rec.trials == 227
-    assert rec.candidates[:4] == (227, 454, 681, 908)
-    assert "inference" in rec.describe()
-
-
-@pytest.mark.parametrize("percent", MTRENDS_PERCENTS)
-def test_every_mtrends_figure_is_a_count_of_227(percent):
-    k = consistent_count(percent, 227, 2)
-    assert k is not None and round(100 * k / 227, 2) == percent
-
-
 def test_every_bundled_mtrends_row_recovers_to_its_percentage():
     ev = load_evidence()
     rows = [o for o in ev.observations if o.source_id == "mtrends2020"]
     assert len(rows) >= 30
     for o in rows:
         assert o.trials == 227 and round(100 * o.successes / 227, 2) == o.percent
-
-
-def test_no_denominator_fits_inconsistent_percentages():
-    with pytest.raises(ValueError, match="no denominator"):
-        recover_denominator([33.33, 50.01, 12.34, 7.77], 2, "x", limit=200)
 
 
 def test_override_beats_recovery():

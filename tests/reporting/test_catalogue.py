@@ -99,7 +99,7 @@ def test_loo_keeps_the_simpler_model_unless_the_complex_one_is_clearly_better():
 
 @pytest.fixture(scope="module")
 def pooled_fit(evidence):
-    from attackprev.reporting.catalogue import fit_catalogue
+    from attackprev.inference.catalogue import fit_catalogue
 
     return fit_catalogue(evidence, variants=["pooled"])
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from attackprev.inference.summaries import Headline
 from attackprev.reporting.figure_workers import FigureWorkers
-from attackprev.reporting.figures import FILENAMES, Headline, example_tree, write_figures
+from attackprev.reporting.figures import FILENAMES, example_tree, write_figures
 from tests.reporting.test_figures import assert_real_png
 
 ARGS = (0.0445, (0.015, 0.17), "T1102")

@@ -95,7 +95,7 @@ def test_import_does_not_load_plotting_libraries() -> None:
 
 
 def test_multi_technique_headline_changes_the_mu_figure_and_adds_forest_rows(tmp_path: Path) -> None:
-    from attackprev.reporting.figures import Headline
+    from attackprev.inference.summaries import Headline
 
     tree = example_tree()
     post = tree["posterior"]

@@ -12,12 +12,14 @@ pytestmark = pytest.mark.slow  # `make test` runs each file on one xdist worker,
 
 def test_default_run_succeeds_with_healthy_sampler(t1102_run):
     assert t1102_run["result"].exit_code == 0, t1102_run["result"].output
-    d = t1102_run["summary"]["diagnostics"]
+    s = t1102_run["summary"]
+    d = s["diagnostics"]  # the headline's: the multi-technique fit
     assert d["passed"] and d["problems"] == []
-    assert d["divergences"] == 0
-    assert d["max_rhat"] <= 1.01
-    assert d["min_ess_bulk"] >= 1000
-    assert (d["chains"], d["draws"]) == (4, 4000)
+    assert d["divergences"] == 0 and d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400
+    assert (d["chains"], d["draws"]) == (4, 1500) == (s["settings"]["chains"], s["settings"]["draws"])
+    single = s["models"]["single_technique"]["diagnostics"]
+    assert single["passed"] and single["divergences"] == 0 and single["min_ess_bulk"] >= 1000
+    assert (single["chains"], single["draws"]) == (4, 4000)
 
 
 def test_summary_has_every_promised_field(t1102_run):
@@ -28,11 +30,12 @@ def test_summary_has_every_promised_field(t1102_run):
     lo, hi = s["prevalence"]["hdi_94"]
     assert 0 < lo < s["prevalence"]["median"] < hi < 1
     assert set(s["predictive"]) >= {"mean", "hdi_94"}
-    assert [(x["source_id"], x["successes"], x["trials"]) for x in s["sources"]] == [
+    single = s["models"]["single_technique"]
+    assert [(x["source_id"], x["successes"], x["trials"]) for x in single["sources"]] == [
         ("mtrends2020", 9, 227),
         ("sok2019_windows_malware", 47, 951),
     ]
-    for x in s["sources"]:
+    for x in single["sources"]:
         assert x["hdi_94"][0] < x["posterior_mean"] < x["hdi_94"][1]
     c = s["comparison"]
     assert c["point_estimate"] == 0.0445
@@ -40,19 +43,24 @@ def test_summary_has_every_promised_field(t1102_run):
     assert c["prob_greater"] == pytest.approx(1 - c["percentile"] / 100)
     assert c["inside_hdi_94"] == (lo <= 0.0445 <= hi)
     assert s["ttc"]["kind"] == "degenerate" and s["ttc"]["value_days"] == 0
-    assert s["seed"] == 20201102 and "pymc" in s["versions"] and s["priors"]["name"] == "halfnormal1"
+    assert s["settings"]["seed"] == 20201102 == single["settings"]["seed"] and "pymc" in s["versions"]
+    assert single["priors"]["name"] == "halfnormal1" and single["prior"] == "halfnormal1"
+    assert s["priors"] == s["models"]["multi_technique"]["priors"]  # the headline's priors are the catalogue's
     assert re.fullmatch(r"[0-9a-f]{64}", s["data_sha256"])
 
 
 def test_headline_is_the_multi_technique_posterior(t1102_run):
     s = t1102_run["summary"]
-    assert s["mal"]["model"] == "multi-technique" and s["model"].startswith("multi-technique")
-    single = s["single_technique"]
+    assert s["mal"]["model"] == "multi-technique" == s["model"]
+    assert s["estimand"] == {"default": True, "note": None}
+    single = s["models"]["single_technique"]
     assert single["mal"]["model"] == "single-technique"
     # the catalogue's learned heterogeneity narrows T1102's interval
     width = s["prevalence"]["hdi_94"][1] - s["prevalence"]["hdi_94"][0]
     assert width < single["prevalence"]["hdi_94"][1] - single["prevalence"]["hdi_94"][0]
-    assert s["catalogue"]["techniques"] >= 50 and s["catalogue"]["diagnostics"]["passed"]
+    multi = s["models"]["multi_technique"]
+    assert multi["techniques"] >= 50 and multi["diagnostics"]["passed"]
+    assert multi["prevalence"] == s["prevalence"] and multi["mal"]["expression"] == s["mal"]["expression"]
     text = (t1102_run["folder"] / "report.md").read_text()
     assert "## Two-source-only against multi-technique" in text
     assert f"`{single['mal']['expression']}` | `{s['mal']['expression']}`" in text
@@ -65,25 +73,28 @@ def test_mal_value_is_the_posterior_mean(t1102_run):
     assert s["predictive"]["mean"] == pytest.approx(s["prevalence"]["mean"], rel=0.05)  # E[θ_new] = E[μ]
     # the report says how many of p's digits the draws support
     assert 0 < s["mal"]["mcse"] < 0.05 * s["mal"]["p"]
-    assert s["single_technique"]["mal"]["mcse"] == pytest.approx(s["posterior_table"]["mu"]["mcse_mean"])
+    single = s["models"]["single_technique"]
+    assert single["mal"]["mcse"] == pytest.approx(single["posterior_table"]["mu"]["mcse_mean"])
     text = (t1102_run["folder"] / "report.md").read_text()
     assert f"two Monte Carlo standard errors of {s['mal']['mcse']:.2g}" in text
 
 
 def test_mcmc_agrees_with_the_exact_posterior(t1102_run):
     s = t1102_run["summary"]
-    mc, ex = s["posterior_table"]["mu"], s["exact"]["prevalence"]
+    single = s["models"]["single_technique"]
+    mc, ex = single["posterior_table"]["mu"], single["exact"]["prevalence"]
     assert abs(mc["mean"] - ex["mean"]) <= 3 * mc["mcse_mean"]
     assert abs(mc["sd"] - ex["sd"]) <= 0.1 * ex["sd"]
     for a, b in zip(mc["hdi_94"], ex["hdi_94"], strict=True):
         assert abs(a - b) <= 0.002
-    assert s["exact"]["accuracy"]["max_abs_change"] < 1e-3
+    assert single["exact"]["accuracy"]["max_abs_change"] < 1e-3
 
 
 def test_sensitivity_covers_the_required_priors(t1102_run):
-    names = [r["prior"] for r in t1102_run["summary"]["sensitivity"]]
+    table = t1102_run["summary"]["models"]["single_technique"]["sensitivity"]
+    names = [r["prior"] for r in table]
     assert {"halfnormal1", "pareto", "bda3"} <= set(names) and len(names) >= 4
-    bda3 = next(r for r in t1102_run["summary"]["sensitivity"] if r["prior"] == "bda3")
+    bda3 = next(r for r in table if r["prior"] == "bda3")
     assert bda3["hdi_94"][1] > 0.4  # BDA3's prior leaves μ wide open with two sources
 
 
@@ -99,7 +110,7 @@ def test_report_states_the_computed_numbers(t1102_run):
     assert "| 9 / 227 | inferred |" in text and "This is an inference" in text
     assert "reproduces the published `Bernoulli(0.0445)`" in text
     assert "exactly 0 days" in text
-    for row in s["sensitivity"]:
+    for row in s["models"]["single_technique"]["sensitivity"]:
         assert f"`{row['prior']}`" in text
     for name in re.findall(r"\]\(([\w.]+\.png)\)", text):
         assert (t1102_run["folder"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -107,6 +118,11 @@ def test_report_states_the_computed_numbers(t1102_run):
     # the μ figure shows the headline (multi-technique) posterior, and the report says which fit each figure is of
     assert "The μ figure shows the headline, the multi-technique posterior" in text
     assert "[its report](../techniques/catalogue.md)" in text
+    # the Reproduce line names what produced the headline
+    assert "headline: multi-technique hierarchical beta-binomial" in text
+    assert "seed 20201102, 4 chains × 1500 draws after 1500 tuning steps" in text
+    # the sensitivity table marks the default prior and says which model it belongs to
+    assert "`halfnormal1` (default, this run)" in text and "Of the single-technique model" in text
 
 
 def test_saved_posterior_records_its_provenance(t1102_run):
@@ -119,8 +135,8 @@ def test_saved_posterior_records_its_provenance(t1102_run):
         assert attrs["data_sha256"] == s["data_sha256"]
         assert int(attrs["seed"]) == 20201102
         assert "pymc" in json.loads(attrs["versions"])
-        alone = s["single_technique"]["prevalence"]["mean"]
-        assert float(tree["posterior"]["mu"].mean()) == pytest.approx(alone, rel=1e-12)
+        alone = s["models"]["single_technique"]["prevalence"]["mean"]
+        assert float(tree["posterior"]["mu"].mean()) == pytest.approx(alone, rel=1e-5)  # JSON keeps 6 figures
         assert list(tree["posterior"]["theta"].coords["source"].values) == ["mtrends2020", "sok2019_windows_malware"]
         assert {"prior", "posterior_predictive", "observed_data", "sample_stats"} <= set(tree.children)
 

@@ -9,17 +9,18 @@ summary alone (:mod:`attackprev.reporting.technique`), so every number it states
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 
+from attackprev.config import HDI_PROB
 from attackprev.errors import InputError
 from attackprev.evidence.tables import Evidence, Observation
-from attackprev.inference.exact import HDI_PROB, ExactPosterior, fit_exact
-from attackprev.inference.mcmc import SamplerSettings, diagnose, provenance, sample_technique
+from attackprev.inference.diagnostics import diagnose
+from attackprev.inference.exact import ExactPosterior, fit_exact
+from attackprev.inference.mcmc import SamplerSettings, provenance, sample_technique
+from attackprev.inference.summaries import Headline, draw_summary, hdi, jeffreys_interval
 from attackprev.model.priors import PRIORS, Prior
 
 
@@ -37,15 +38,6 @@ class TechniqueAnalysis:
     def passed(self) -> bool:
         """Whether the run passed its diagnostics."""
         return self.summary["diagnostics"]["passed"]
-
-
-def jeffreys_interval(successes: int, trials: int, prob: float = HDI_PROB) -> tuple[float, float]:
-    """Equal-tailed Jeffreys interval for a binomial rate (Brown, Cai & DasGupta 2001)."""
-    tail = (1.0 - prob) / 2.0
-    dist = scipy.stats.beta(successes + 0.5, trials - successes + 0.5)
-    lo = 0.0 if successes == 0 else float(dist.ppf(tail))
-    hi = 1.0 if successes == trials else float(dist.ppf(1.0 - tail))
-    return lo, hi
 
 
 def resolve_weights(weights: dict[str, float] | None, observations: list[Observation]) -> np.ndarray:
@@ -211,6 +203,11 @@ def sensitivity_table(
     return out
 
 
+#: Short names of the two models a technique report can headline.
+MULTI = "multi-technique"
+SINGLE = "single-technique"
+
+
 def analyse_technique(
     technique_id: str,
     evidence: Evidence,
@@ -221,6 +218,7 @@ def analyse_technique(
     progress: bool = False,
     catalogue=None,
     workers=None,
+    estimand_note: str | None = None,
 ) -> TechniqueAnalysis:
     """Fit one technique and compute every figure of its report.
 
@@ -231,32 +229,53 @@ def analyse_technique(
     evidence
         Loaded evidence.
     prior
-        Hyperprior for the headline fit.
+        Hyperprior of the single-technique model.
     settings
-        Sampler settings (MCMC engine).
+        Sampler settings of the single-technique model (MCMC engine).
     weights
-        Source weights by source ID (default 1).
+        Source weights by source ID (default 1); they temper the single-technique model only.
     engine
-        ``"mcmc"`` (default) or ``"exact"``.
+        ``"mcmc"`` (default) or ``"exact"`` for the single-technique model.
     progress
         Show sampling progress.
     catalogue
-        The multi-technique posterior (``xarray.DataTree`` from :mod:`attackprev.model.catalogue`).
-        When it covers the technique and no source is re-weighted, its μ_t becomes the
-        headline (``prevalence``, ``mal``) and the two-source-only fit is kept beside it
-        under ``single_technique``.
+        The multi-technique result (:class:`attackprev.inference.catalogue.CatalogueResult`).
+        When given, it must cover the technique and no source may be re-weighted; its μ_t is
+        then the headline (the default estimand) and the single-technique fit is kept beside
+        it under ``models.single_technique``. When ``None`` the single-technique fit is the
+        headline.
     workers
-        :class:`attackprev.reporting.figure_workers.FigureWorkers`: when given (MCMC engine), the report's
-        figures are sent to them as soon as the draws exist, and the result's ``figures``
-        holds the pending job for :func:`attackprev.reporting.technique.write_technique_report`.
+        :class:`attackprev.reporting.figure_workers.FigureWorkers`: when given (MCMC engine),
+        the report's figures are sent to them as soon as the draws exist, and the result's
+        ``figures`` holds the pending job.
+    estimand_note
+        Why the headline is not the default multi-technique model (the report's first lines
+        and ``summary.json`` state it); ignored when ``catalogue`` is given.
 
     Returns
     -------
     TechniqueAnalysis
+        Its ``summary`` has one schema whatever the headline: the top-level ``model``,
+        ``engine``, ``prevalence``, ``predictive``, ``concentration``, ``comparison``,
+        ``diagnostics``, ``mal``, ``priors`` and ``settings`` describe the headline model;
+        ``models.single_technique`` and ``models.multi_technique`` (``None`` when not fitted)
+        hold each model's own results.
     """
     pending: list = []
     try:
-        return _analyse(technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending)
+        return _analyse(
+            technique_id,
+            evidence,
+            prior,
+            settings,
+            weights,
+            engine,
+            progress,
+            catalogue,
+            workers,
+            pending,
+            estimand_note,
+        )
     except BaseException:
         for job in pending:  # the figures of a failed analysis are not wanted
             job.discard()
@@ -264,7 +283,7 @@ def analyse_technique(
 
 
 def _analyse(
-    technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending
+    technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending, estimand_note
 ) -> TechniqueAnalysis:
     from attackprev.evidence.attack import attack_table, describe_migration
 
@@ -274,18 +293,21 @@ def _analyse(
     sources = [o.source_id for o in observations]
     y = np.array([o.successes for o in observations], float)
     n = np.array([o.trials for o in observations], float)
+    if catalogue is not None:
+        if technique_id not in catalogue.data.techniques:
+            raise InputError(f"{technique_id} is not in the multi-technique fit; use --model single")
+        if not bool(np.all(w == 1)):
+            raise InputError("source weights apply to the single-technique model only; use --model single")
 
     published = _published(technique_id, observations)
     point = published["published_p"] if published["published_p"] is not None else published["naive_mean"]
     exact = fit_exact(y, n, prior, sources=sources, weights=w)
     comparison_exact = exact.compare(point)
+    headline = _catalogue_headline(catalogue, technique_id) if catalogue is not None else None
+    ttc = _ttc(technique_id, observations)
 
     tree = None
     exact_rows = _exact_rows(exact)
-    use_catalogue = (
-        catalogue is not None and technique_id in catalogue["posterior"]["technique"].values and bool(np.all(w == 1))
-    )
-    headline = _catalogue_headline(catalogue, technique_id) if use_catalogue else None
     if engine == "mcmc":
         tree = sample_technique(y, n, sources, prior, settings, weights=w, progress=progress)
         tree.attrs.update(
@@ -297,21 +319,11 @@ def _analyse(
             import tempfile
             from pathlib import Path
 
-            from attackprev.reporting.catalogue import hdi
-
             hdi_mu = hdi(headline.mu) if headline is not None else tuple(rows["mu"]["hdi_94"])
             folder = Path(tempfile.mkdtemp(prefix="attackprev-figures-"))
             pending.append(workers.submit(tree, folder, point, hdi_mu, technique_id, headline=headline))
         diag = diagnose(tree)
-        mu_draws = tree["posterior"]["mu"].values.ravel()
-        below = float(np.mean(mu_draws <= point))
-        lo, hi = rows["mu"]["hdi_94"]
-        comparison = {
-            "point_estimate": point,
-            "percentile": 100.0 * below,
-            "prob_greater": 1.0 - below,
-            "inside_hdi_94": bool(lo <= point <= hi),
-        }
+        comparison = _compare(tree["posterior"]["mu"].values.ravel(), point, rows["mu"]["hdi_94"])
         gap = abs(rows["mu"]["mean"] - exact.mu.mean)
         agreement = {
             "mu_mean_diff": gap,
@@ -324,7 +336,8 @@ def _analyse(
             diag.problems.append(
                 f"MCMC mean of mu differs from the exact mean by {agreement['mu_mean_diff_in_mcse']:.1f} MCSE (> 3)"
             )
-        diagnostics = diag.to_dict()
+        diagnostics = diag.to_dict() | {"engine": "mcmc"}
+        sampler = _settings_dict(settings)
     else:
         rows = exact_rows
         comparison = comparison_exact
@@ -339,23 +352,23 @@ def _analyse(
             "chains": None,
             "draws": None,
         }
+        sampler = None
 
     p = rows["mu"]["mean"]
-    ttc = _ttc(technique_id, observations)
-    from attackprev.mal.core import ttc_expression
-
-    expression = ttc_expression(p, ttc.get("time_factor"))
-    technique = attack_table().get(technique_id)
-    summary = {
-        "technique_id": technique_id,
-        "technique_name": technique.display_name if technique else "",
-        "attack_migration": describe_migration(technique_id),
+    single = {
+        "model": SINGLE,
+        "description": f"single-technique hierarchical beta-binomial (this technique's {len(sources)} "
+        f"source{'s' if len(sources) != 1 else ''} alone)",
         "engine": engine,
-        "model": "single-technique hierarchical beta-binomial",
         "prior": prior.name,
+        "priors": prior.to_dict(),
+        "settings": sampler,
         "prevalence": {k: rows["mu"][k] for k in ("mean", "sd", "median", "hdi_94")},
         "predictive": {k: rows["theta_new"][k] for k in ("mean", "hdi_94")},
         "concentration": {k: rows["kappa"][k] for k in ("mean", "sd", "median", "hdi_94")},
+        "comparison": comparison | {"naive_mean": published["naive_mean"]},
+        "mal": _mal_block(p, rows["mu"].get("mcse_mean"), ttc, SINGLE),
+        "diagnostics": diagnostics,
         "posterior_table": rows,
         "sources": [
             {
@@ -367,24 +380,6 @@ def _analyse(
             }
             for s, yy, nn in zip(sources, y, n, strict=True)
         ],
-        "evidence": _evidence_rows(evidence, observations, w),
-        "recoveries": {
-            sid: {"trials": r.trials, "candidates": list(r.candidates[:5]), "text": r.describe()}
-            for sid, r in evidence.recoveries.items()
-            if sid in sources
-        },
-        "published": published,
-        "comparison": comparison | {"naive_mean": published["naive_mean"]},
-        "mal": {
-            "expression": expression,
-            "p": float(f"{p:.4g}"),
-            "p_exact": p,
-            "mcse": rows["mu"].get("mcse_mean"),  # Monte Carlo standard error of p (None: exact engine)
-            "model": "single-technique",
-        },
-        "single_technique": None,
-        "catalogue": None,
-        "ttc": ttc,
         "exact": {
             "prevalence": exact.mu.to_dict(),
             "predictive": {"mean": exact.theta_new.mean, "hdi_94": list(exact.theta_new.hdi_94)},
@@ -394,91 +389,124 @@ def _analyse(
         },
         "agreement": agreement,
         "sensitivity": sensitivity_table(y, n, sources, w, point),
-        "diagnostics": diagnostics,
-        "weights": dict(zip(sources, w.tolist(), strict=True)),
-        "priors": prior.to_dict(),
-        "seed": settings.seed,
-        "sampler": {
-            "draws": settings.draws,
-            "tune": settings.tune,
-            "chains": settings.chains,
-            "target_accept": settings.target_accept,
+    }
+    multi = (
+        _multi_block(catalogue, headline, technique_id, point, ttc, published["naive_mean"])
+        if catalogue is not None
+        else None
+    )
+    head = multi if multi is not None else single
+    diagnostics = dict(head["diagnostics"])
+    problems = list(diagnostics["problems"])
+    if multi is not None and not single["diagnostics"]["passed"]:
+        problems += [f"single-technique fit: {x}" for x in single["diagnostics"]["problems"]]
+    diagnostics.update(problems=problems, passed=not problems)
+    technique = attack_table().get(technique_id)
+    summary = {
+        "technique_id": technique_id,
+        "technique_name": technique.display_name if technique else "",
+        "attack_migration": describe_migration(technique_id),
+        "model": head["model"],
+        "model_description": head["description"],
+        "engine": head["engine"],
+        "estimand": {
+            "default": multi is not None,
+            "note": None if multi is not None else estimand_note,
         },
+        "prevalence": head["prevalence"],
+        "predictive": head["predictive"],
+        "concentration": head["concentration"],
+        "comparison": head["comparison"],
+        "mal": dict(head["mal"]),
+        "diagnostics": diagnostics,
+        "priors": head["priors"],
+        "settings": head["settings"],
+        "models": {"single_technique": single, "multi_technique": multi},
+        "evidence": _evidence_rows(evidence, observations, w),
+        "recoveries": {
+            sid: {"trials": r.trials, "candidates": list(r.candidates[:5]), "text": r.describe()}
+            for sid, r in evidence.recoveries.items()
+            if sid in sources
+        },
+        "published": published,
+        "ttc": ttc,
+        "weights": dict(zip(sources, w.tolist(), strict=True)),
         "data_sha256": evidence.digest,
         "data_file": _display_path(evidence.path),
     }
-    if use_catalogue:
-        _use_catalogue(summary, catalogue, headline, technique_id, point, ttc)
     return TechniqueAnalysis(
         summary=summary, exact=exact, tree=tree, headline=headline, figures=pending[0] if pending else None
     )
 
 
-def _draw_summary(x: np.ndarray) -> dict:
-    from attackprev.reporting.catalogue import hdi
+def _settings_dict(settings) -> dict:
+    """Sampler settings as written to ``summary.json`` (the seed among them)."""
+    from dataclasses import asdict
 
-    x = np.asarray(x).ravel()
-    return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)), "median": float(np.median(x)), "hdi_94": list(hdi(x))}
-
-
-def _catalogue_headline(tree, technique_id: str):
-    """The technique's multi-technique draws, for the figures (:class:`attackprev.reporting.figures.Headline`)."""
-    from attackprev.reporting.figures import Headline
-
-    post = tree["posterior"]
-    return Headline(
-        mu=post["mu"].sel(technique=technique_id).values,
-        theta_new=post["theta_new"].sel(technique=technique_id).values,
-        label="multi-technique",
-    )
+    return asdict(settings)
 
 
-def _use_catalogue(summary: dict, tree, headline, technique_id: str, point: float, ttc: dict) -> None:
-    """Make the multi-technique posterior the headline; keep the single-technique one beside it.
-
-    ``headline`` holds the technique's μ and θ_new draws (:func:`_catalogue_headline`).
-    """
-    from arviz_stats.base import array_stats
-
-    from attackprev.mal.core import ttc_expression
-
-    post = tree["posterior"]
-    mu = headline.mu.ravel()
-    new = headline.theta_new.ravel()
-    kappa = post["kappa"].sel(technique=technique_id).values.ravel()
-    single = {k: summary[k] for k in ("model", "prevalence", "predictive", "concentration", "comparison", "mal")}
-    prevalence = _draw_summary(mu)
-    lo, hi = prevalence["hdi_94"]
+def _compare(mu: np.ndarray, point: float, hdi_94) -> dict:
+    """Where the point estimate falls in the posterior draws of μ."""
     below = float(np.mean(mu <= point))
-    summary["single_technique"] = single
-    summary["model"] = f"multi-technique hierarchical beta-binomial ({tree.attrs.get('variant', '')})"
-    summary["catalogue"] = {
-        "variant": tree.attrs.get("variant", ""),
-        "techniques": int(post.sizes["technique"]),
-        "data_sha256": tree.attrs.get("data_sha256", ""),
-        "diagnostics": json.loads(tree.attrs["diagnostics"]) if "diagnostics" in tree.attrs else None,
-        "kappa": _draw_summary(kappa) | {"hdi_94": list(np.exp(_draw_summary(np.log(kappa))["hdi_94"]))},
-    }
-    summary["prevalence"] = prevalence
-    summary["predictive"] = {k: v for k, v in _draw_summary(new).items() if k in ("mean", "hdi_94")}
-    summary["comparison"] = {
+    lo, hi = hdi_94
+    return {
         "point_estimate": point,
         "percentile": 100.0 * below,
         "prob_greater": 1.0 - below,
         "inside_hdi_94": bool(lo <= point <= hi),
-        "naive_mean": single["comparison"]["naive_mean"],
     }
-    diag = summary["catalogue"]["diagnostics"]
-    if diag is not None and not diag["passed"]:
-        summary["diagnostics"]["problems"].append(
-            "the multi-technique fit failed its diagnostics: " + "; ".join(diag["problems"])
-        )
-        summary["diagnostics"]["passed"] = False
-    p = prevalence["mean"]
-    summary["mal"] = {
+
+
+def _mal_block(p: float, mcse: float | None, ttc: dict, model: str) -> dict:
+    """The MAL expression for probability ``p`` and the step's time factor."""
+    from attackprev.mal.expressions import ttc_expression
+
+    return {
         "expression": ttc_expression(p, ttc.get("time_factor")),
         "p": float(f"{p:.4g}"),
         "p_exact": p,
-        "mcse": float(array_stats.mcse(np.asarray(headline.mu, float))),  # (chain, draw)
-        "model": "multi-technique",
+        "mcse": mcse,  # Monte Carlo standard error of p (None: exact engine)
+        "model": model,
+    }
+
+
+def _catalogue_headline(result, technique_id: str) -> Headline:
+    """The technique's multi-technique draws of μ and θ_new, shape ``(chain, draw)``."""
+    post = result.tree["posterior"]
+    return Headline(
+        mu=post["mu"].sel(technique=technique_id).values,
+        theta_new=post["theta_new"].sel(technique=technique_id).values,
+        label=MULTI,
+    )
+
+
+def _multi_block(result, headline: Headline, technique_id: str, point: float, ttc: dict, naive: float) -> dict:
+    """The multi-technique model's results for one technique (``models.multi_technique``)."""
+    from dataclasses import asdict
+
+    from arviz_stats.base import array_stats
+
+    post = result.tree["posterior"]
+    mu = headline.mu.ravel()
+    kappa = post["kappa"].sel(technique=technique_id).values.ravel()
+    prevalence = draw_summary(mu)
+    log_kappa = draw_summary(np.log(kappa))
+    return {
+        "model": MULTI,
+        "description": f"multi-technique hierarchical beta-binomial (variant `{result.variant}`, "
+        f"{len(result.data.techniques)} techniques)",
+        "engine": "mcmc",
+        "variant": result.variant,
+        "techniques": len(result.data.techniques),
+        "data_sha256": result.tree.attrs.get("data_sha256", ""),
+        "cache_key": result.key,
+        "priors": result.priors.to_dict(),
+        "settings": asdict(result.settings),
+        "prevalence": prevalence,
+        "predictive": {k: v for k, v in draw_summary(headline.theta_new).items() if k in ("mean", "hdi_94")},
+        "concentration": draw_summary(kappa) | {"hdi_94": list(np.exp(log_kappa["hdi_94"]))},
+        "comparison": _compare(mu, point, prevalence["hdi_94"]) | {"naive_mean": naive},
+        "mal": _mal_block(prevalence["mean"], float(array_stats.mcse(np.asarray(headline.mu, float))), ttc, MULTI),
+        "diagnostics": result.diagnostics[result.variant].to_dict() | {"engine": "mcmc"},
     }

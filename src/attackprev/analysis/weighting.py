@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from attackprev.analysis.technique import jeffreys_interval
 from attackprev.config import EXCLUDED_CSV, PROJ_ROOT
-from attackprev.evidence.tables import Evidence, consistent_count, read_table
+from attackprev.evidence.denominators import consistent_count
+from attackprev.evidence.tables import Evidence, read_table
 from attackprev.inference.exact import ExactPosterior, fit_exact
+from attackprev.inference.summaries import jeffreys_interval
 from attackprev.model.priors import Prior
 
 #: Set to 1 to run the notebooks quickly (small MCMC runs, coarse sweeps), as the tests do.
@@ -255,7 +256,7 @@ def mcmc_check(tree, exact: ExactPosterior) -> dict:
     import arviz as az
 
     from attackprev.inference.mcmc import diagnose
-    from attackprev.reporting.catalogue import hdi
+    from attackprev.inference.summaries import hdi
 
     mu = tree["posterior"]["mu"]
     draws = mu.values.ravel()
@@ -309,7 +310,7 @@ def catalogue_comparison(tree, evidence: Evidence) -> list[dict]:
     """
     from attackprev.evidence.attack import attack_table
     from attackprev.evidence.enterpriselang import note_for
-    from attackprev.reporting.catalogue import hdi
+    from attackprev.inference.summaries import hdi
 
     table = attack_table()
     post = tree["posterior"]

@@ -26,7 +26,8 @@ class Note:
     @property
     def published_p(self) -> float | None:
         """p of the published result's Bernoulli factor, if it has one that parses."""
-        from attackprev.mal.core import parse_ttc, published_expression
+        from attackprev.mal.expressions import parse_ttc
+        from attackprev.mal.mapping import published_expression
 
         try:
             return parse_ttc(published_expression(self.published_result)).bernoulli
@@ -35,8 +36,11 @@ class Note:
 
     @property
     def time_factor(self) -> tuple[str | None, str | None]:
-        """(time factor kept from the published TTC, remark), see :func:`attackprev.mal.core.published_time_factor`."""
-        from attackprev.mal.core import published_time_factor
+        """(time factor kept from the published TTC, remark).
+
+        See :func:`attackprev.mal.mapping.published_time_factor`.
+        """
+        from attackprev.mal.mapping import published_time_factor
 
         try:
             return published_time_factor(self.published_result)

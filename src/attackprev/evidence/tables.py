@@ -1,4 +1,4 @@
-"""Loading and checking the evidence tables, and recovering unpublished denominators.
+"""Loading and checking the evidence tables.
 
 Two tables, both hand-edited CSV (see ``data/README.md``):
 
@@ -12,10 +12,8 @@ successes, trials``; rows may give a ``percent`` instead of ``successes``, and a
 ``trials`` is then recovered from the source's percentages.
 
 Percentages become counts here, never in the data files. For a source that publishes only
-rounded percentages, :func:`recover_denominator` finds the trial counts n for which every
-one of the source's percentages is some k/n rounded to the published decimals (a GRIM-style
-rounding-consistency check; Brown & Heathers 2017). For M-Trends 2020 the smallest is 227,
-so 3.96 % is 9 of 227. The result is an inference and is labelled as one.
+rounded percentages, the trial count is recovered by
+:func:`attackprev.evidence.denominators.recover_denominator`.
 """
 
 from __future__ import annotations
@@ -31,10 +29,10 @@ from pathlib import Path
 
 from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
 from attackprev.errors import InputError
+from attackprev.evidence.denominators import Recovery, consistent_count, recover_denominator
 
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
 TRIALS_BASES = ("published", "inferred", "assumed")
-MAX_DENOMINATOR = 5000
 
 
 @dataclass(frozen=True)
@@ -50,27 +48,6 @@ class Source:
     trials_basis: str = "published"
     percent_decimals: int | None = None
     notes: str = ""
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """A denominator recovered from rounded percentages."""
-
-    source_id: str
-    trials: int
-    candidates: tuple[int, ...]
-    percents: tuple[float, ...]
-    decimals: int
-
-    def describe(self) -> str:
-        """One sentence for reports."""
-        more = ", ".join(str(c) for c in self.candidates[1:4])
-        also = f" (multiples such as {more} fit too)" if more else ""
-        return (
-            f"{self.source_id} publishes no denominator; all {len(self.percents)} of its "
-            f"percentages are k/{self.trials} rounded to {self.decimals} decimals, the smallest "
-            f"such denominator among 1..{MAX_DENOMINATOR}{also}. This is an inference."
-        )
 
 
 @dataclass(frozen=True)
@@ -211,59 +188,6 @@ def check_technique_format(technique_id: str, path=None, line=None) -> str:
             line,
         )
     return tid
-
-
-# --------------------------------------------------------------------------------------
-# denominators
-# --------------------------------------------------------------------------------------
-def consistent_count(percent: float, trials: int, decimals: int) -> int | None:
-    """The k with round(100 k / trials, decimals) == percent, or ``None``."""
-    k = round(percent * trials / 100.0)
-    half = 0.5 * 10.0 ** (-decimals) + 1e-9
-    best = None
-    for cand in (k - 1, k, k + 1):
-        if 0 <= cand <= trials and abs(100.0 * cand / trials - percent) <= half:
-            if best is None or abs(100.0 * cand / trials - percent) < abs(100.0 * best / trials - percent):
-                best = cand
-    return best
-
-
-def recover_denominator(
-    percents: Iterable[float], decimals: int, source_id: str = "", limit: int = MAX_DENOMINATOR
-) -> Recovery:
-    """Find the trial counts consistent with every rounded percentage of a source.
-
-    Parameters
-    ----------
-    percents
-        The source's published percentages.
-    decimals
-        How many decimals they are rounded to.
-    source_id
-        For messages.
-    limit
-        Largest denominator tried.
-
-    Returns
-    -------
-    Recovery
-        With ``trials`` the smallest consistent denominator.
-
-    Raises
-    ------
-    ValueError
-        If no denominator up to ``limit`` fits all of them.
-    """
-    values = tuple(sorted(set(percents)))
-    candidates = tuple(
-        n for n in range(1, limit + 1) if all(consistent_count(p, n, decimals) is not None for p in values)
-    )
-    if not candidates:
-        raise ValueError(
-            f"no denominator up to {limit} makes all of {source_id}'s percentages "
-            f"({', '.join(f'{p:g}' for p in values)}) counts rounded to {decimals} decimals"
-        )
-    return Recovery(source_id, candidates[0], candidates, values, decimals)
 
 
 # --------------------------------------------------------------------------------------

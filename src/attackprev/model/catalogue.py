@@ -26,7 +26,6 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from attackprev.config import DEFAULT_SEED
 from attackprev.evidence.tables import Observation
 from attackprev.model.betabinomial import PYTENSOR_MATH
 from attackprev.model.likelihood import log_binom_coef, log_marginal
@@ -175,52 +174,6 @@ def add_catalogue_derived(tree: xr.DataTree, data: CatalogueData, seed: int) -> 
         ).assign_coords(obs_coords),
     }
     return xr.DataTree.from_dict(groups)
-
-
-#: Above this many sampled parameters the catalogue is fitted with a diagonal mass matrix:
-#: nutpie's low-rank adaptation costs ~0.01 s per tuning step at 154 parameters (75
-#: techniques) but ~0.1 s at 204 (100 techniques) and hours at 1004 (500 techniques).
-LOW_RANK_MAX_PARAMETERS = 160
-
-
-def sample_catalogue(
-    data: CatalogueData,
-    priors: CataloguePriors,
-    variant: Variant,
-    draws: int = 3000,
-    tune: int = 1500,
-    chains: int = 4,
-    seed: int = DEFAULT_SEED,
-    target_accept: float = 0.97,
-    progress: bool = False,
-) -> xr.DataTree:
-    """Sample one variant with nutpie and add the derived quantities.
-
-    The mass matrix is adapted with nutpie's low-rank update: the concentration controls how
-    informative every observation is, which correlates the hyperparameters with all the
-    technique effects; a diagonal mass matrix mixes at a third of the rate here (and leaves
-    divergences on the 53-technique evidence). The low-rank update's tuning cost grows
-    steeply with the number of parameters, so catalogues with more than
-    :data:`LOW_RANK_MAX_PARAMETERS` of them (about 78 techniques) use the diagonal one: a
-    synthetic 500-technique catalogue then samples in under two minutes with 4 × 3000 draws.
-    """
-    import nutpie
-
-    from attackprev.inference.nutpie_cache import compile_pymc_model
-
-    model = build_catalogue_model(data, priors, variant)
-    compiled = compile_pymc_model(model)  # nutpie's, with its compiled code cached on disk
-    tree = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        seed=seed,
-        target_accept=target_accept,
-        progress_bar=progress,
-        adaptation="low_rank" if compiled.n_dim <= LOW_RANK_MAX_PARAMETERS else "diag",
-    )
-    return add_catalogue_derived(tree, data, seed)
 
 
 def compare_variants(trees: dict[str, xr.DataTree], eligible: set[str] | None = None) -> tuple[str, list[dict]]:

@@ -43,7 +43,8 @@ def _warm_up(keys: tuple[str, ...]) -> None:
     import shutil
     import tempfile
 
-    from attackprev.reporting.figures import Headline, example_tree
+    from attackprev.inference.summaries import Headline
+    from attackprev.reporting.figures import example_tree
 
     tree = example_tree(draws=200, seed=0)
     headline = Headline(mu=tree["posterior"]["mu"].values, theta_new=tree["posterior"]["theta_new"].values)

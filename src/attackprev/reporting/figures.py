@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import io
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from attackprev.config import HDI_PROB
+from attackprev.inference.summaries import Headline, jeffreys_interval
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -70,23 +70,6 @@ _COLORS = {
     "theta_new": "#9467bd",
     "point": "#d62728",
 }
-
-
-@dataclass(frozen=True)
-class Headline:
-    """The multi-technique posterior of one technique, when it is the report's headline.
-
-    Attributes
-    ----------
-    mu, theta_new
-        Draws of the technique's μ_t and θ_new,t, shape ``(chain, draw)``.
-    label
-        Words naming the model in legends and row labels, e.g. ``"multi-technique"``.
-    """
-
-    mu: np.ndarray
-    theta_new: np.ndarray
-    label: str = "multi-technique"
 
 
 def write_figures(
@@ -301,19 +284,6 @@ def _percent_axis(ax: Axes, axis: str = "x") -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.4g} %"))
 
 
-def _jeffreys(y: np.ndarray, n: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
-    """Jeffreys interval for a binomial rate: quantiles of Beta(y + 1/2, n - y + 1/2).
-
-    As usual, the bound is set to 0 (1) when y = 0 (y = n).
-    """
-    from scipy.stats import beta
-
-    tail = (1 - prob) / 2
-    lower = np.where(y == 0, 0.0, beta.ppf(tail, y + 0.5, n - y + 0.5))
-    upper = np.where(y == n, 1.0, beta.ppf(1 - tail, y + 0.5, n - y + 0.5))
-    return lower, upper
-
-
 # --------------------------------------------------------------------------- figures
 
 
@@ -336,7 +306,7 @@ def _forest(
     sources = [str(s) for s in post["theta"]["source"].values]
     y = tree["observed_data"]["y"].sel(source=sources).values.astype(float)
     n = tree["constant_data"]["trials"].sel(source=sources).values.astype(float)
-    raw_lo, raw_hi = _jeffreys(y, n, HDI_PROB)
+    raw_lo, raw_hi = jeffreys_interval(y, n, HDI_PROB)
 
     # rows from top to bottom: (label, centre, lower, upper, style key)
     rows: list[tuple[str, float, float, float, str]] = []
@@ -370,8 +340,6 @@ def _forest(
             )
         )
     if headline is not None:
-        from attackprev.reporting.catalogue import hdi as draws_hdi  # the report's own HDI of these draws
-
         for var, draws in (("mu", headline.mu), ("theta_new", headline.theta_new)):
             label = {"mu": "prevalence μ", "theta_new": "a new source θ_new"}[var]
             lo, hi = draws_hdi(draws, HDI_PROB)

@@ -9,13 +9,12 @@ clobbers an earlier one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 from attackprev.analysis.technique import TechniqueAnalysis
-from attackprev.atomic import write_folder_atomic
+from attackprev.atomic import json_text, write_folder_atomic
 
 FIGURES = {
     "forest": "Each source's raw rate (open) and its posterior rate θ_s (filled), beside μ and θ_new",
@@ -71,29 +70,50 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ sections
+def _single(s: dict) -> dict:
+    return s["models"]["single_technique"]
+
+
+def _multi(s: dict) -> dict | None:
+    return s["models"]["multi_technique"]
+
+
+def _diag_text(d: dict) -> str:
+    return (
+        f"{d['divergences']} divergent transitions, max R-hat {d['max_rhat']:.3f}, min bulk ESS "
+        f"{d['min_ess_bulk']:.0f} ({d['chains']} chains × {d['draws']} draws)"
+    )
+
+
 def _status(s: dict) -> list[str]:
+    """The report's first lines: which model is the headline, and whether its fits passed their diagnostics."""
     d = s["diagnostics"]
-    if s["engine"] == "exact":
-        return ["> **Engine: exact grid quadrature** (no sampling, so no sampler diagnostics)."]
+    single, multi = _single(s), _multi(s)
+    out = []
+    if not s["estimand"]["default"]:
+        out += [
+            f"> **Headline: the {s['model']} model, not the default multi-technique model** — "
+            f"{s['estimand']['note']}. Its probability is not on the same footing as the catalogue's "
+            "(`reports/techniques/`), which `attackprev export-mal` uses by default.",
+            ">",
+        ]
     if not d["passed"]:
         return [
+            *out,
             "> **⚠ THIS RUN FAILED ITS DIAGNOSTICS — do not use its numbers as they stand.**",
             *[f"> - {p}" for p in d["problems"]],
         ]
-    a = s["agreement"]
-    text = (
-        f"> **Diagnostics passed**: {d['divergences']} divergent transitions, max R-hat "
-        f"{d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f} ({d['chains']} chains × "
-        f"{d['draws']} draws); the MCMC mean of μ is {a['mu_mean_diff_in_mcse']:.1f} Monte Carlo "
-        "standard errors from the exact one."
-    )
-    cd = (s.get("catalogue") or {}).get("diagnostics")
-    if cd:
+    if s["engine"] == "exact":
+        return [*out, "> **Engine: exact grid quadrature** (no sampling, so no sampler diagnostics)."]
+    text = f"> **Diagnostics passed.** {s['model'].capitalize()} model (the headline): {_diag_text(d)}."
+    if multi is not None and single["engine"] == "mcmc":
+        text += f" Single-technique fit beside it: {_diag_text(single['diagnostics'])}."
+    if single["agreement"]:
         text += (
-            f" Multi-technique fit: {cd['divergences']} divergent transitions, max R-hat {cd['max_rhat']:.3f}, "
-            f"min bulk ESS {cd['min_ess_bulk']:.0f}."
+            f" The single-technique MCMC mean of μ is {single['agreement']['mu_mean_diff_in_mcse']:.1f} Monte Carlo "
+            "standard errors from the exact one."
         )
-    return [text]
+    return [*out, text]
 
 
 def _question(s: dict) -> list[str]:
@@ -178,15 +198,16 @@ def _point_estimate(s: dict) -> list[str]:
 
 
 def _posterior(s: dict) -> list[str]:
-    rows_src = s["posterior_table"]
-    exact = s["exact"]["table"]
+    single = _single(s)
+    rows_src = single["posterior_table"]
+    exact = single["exact"]["table"]
     labels = {"mu": "μ (prevalence)", "kappa": "κ (concentration)¹", "theta_new": "θ_new (a new source)"}
     rows = []
     for key, r in rows_src.items():
         label = labels.get(key, key.replace("theta[", "θ[").replace("]", "]"))
         e = exact[key]
         ivl = kint if key == "kappa" else interval
-        if s["engine"] == "mcmc":
+        if single["engine"] == "mcmc":
             rows.append(
                 [
                     label,
@@ -202,8 +223,8 @@ def _posterior(s: dict) -> list[str]:
             )
         else:
             rows.append([label, num(r["mean"]), num(r["sd"]), num(r["median"]), interval(r["hdi_94"])])
-    prior = s["priors"]
-    heading = "## Posterior of this technique alone" if s.get("catalogue") else "## Posterior"
+    prior = single["priors"]
+    heading = "## Posterior of this technique alone" if _multi(s) else "## Posterior"
     out = [
         heading,
         "",
@@ -211,12 +232,12 @@ def _posterior(s: dict) -> list[str]:
         f"Model: θ_s ~ Beta(μκ, (1 − μ)κ), y_s ~ Binomial(n_s, θ_s), θ integrated out for sampling.",
         "",
     ]
-    if s["engine"] == "mcmc":
+    if single["engine"] == "mcmc":
         out += _table(
             ["quantity", "mean", "sd", "94 % HDI", "ESS bulk", "ESS tail", "R-hat", "exact mean", "exact 94 % HDI"],
             rows,
         )
-        a = s["agreement"]
+        a = single["agreement"]
         out += [
             "",
             "¹ κ is heavy-tailed, so its interval is the 94 % HDI of log κ mapped back; its mean is dominated "
@@ -226,9 +247,9 @@ def _posterior(s: dict) -> list[str]:
             f"({a['mu_mean_diff_in_mcse']:.1f} Monte Carlo standard errors of {num(a['mu_mcse'], 5)}); "
             f"the sds by {num(a['mu_sd_diff'], 5)}; the HDI bounds by {num(a['mu_hdi_diff'][0], 5)} "
             f"and {num(a['mu_hdi_diff'][1], 5)}. The exact figures are accurate to "
-            f"{num(s['exact']['accuracy']['max_abs_change'], 2)} (largest change of any figure when the "
-            f"grid is refined from {s['exact']['accuracy']['resolution']}² to "
-            f"{s['exact']['accuracy']['refined_resolution']}² cells).",
+            f"{num(single['exact']['accuracy']['max_abs_change'], 2)} (largest change of any figure when the "
+            f"grid is refined from {single['exact']['accuracy']['resolution']}² to "
+            f"{single['exact']['accuracy']['refined_resolution']}² cells).",
         ]
     else:
         out += _table(["quantity", "mean", "sd", "median", "94 % HDI"], rows)
@@ -238,12 +259,12 @@ def _posterior(s: dict) -> list[str]:
 
 def _catalogue_section(s: dict) -> list[str]:
     """Two-source-only against multi-technique, side by side, with a paragraph from the numbers."""
-    c, single = s.get("catalogue"), s.get("single_technique")
-    if not c or not single:
+    c, single = _multi(s), _single(s)
+    if not c:
         return []
     a, b = single["prevalence"], s["prevalence"]
     wa, wb = a["hdi_94"][1] - a["hdi_94"][0], b["hdi_94"][1] - b["hdi_94"][0]
-    ka, kb = single["concentration"], c["kappa"]
+    ka, kb = single["concentration"], c["concentration"]
     point = s["comparison"]["point_estimate"]
     rows = [
         ["mean μ", num(a["mean"]), num(b["mean"])],
@@ -267,7 +288,7 @@ def _catalogue_section(s: dict) -> list[str]:
     change = "narrower" if wb < wa else "wider"
     factor = wa / wb if wb < wa else wb / wa
     text = (
-        f"Fitted alone, this technique's {len(s['sources'])} sources say little about how far sources disagree: "
+        f"Fitted alone, this technique's {len(single['sources'])} sources say little about how far sources disagree: "
         f"κ's posterior spans {kint(ka['hdi_94'])} (94 % HDI of log κ, median {k3(ka['median'])}). The "
         f"multi-technique model (variant `{c['variant']}`, {c['techniques']} techniques) learns the concentration "
         f"from every technique that several sources report and puts this technique's κ at a median of "
@@ -291,7 +312,7 @@ def _comparison(s: dict) -> list[str]:
     inside = "inside" if c["inside_hdi_94"] else "outside"
     ratio = prev["mean"] / c["point_estimate"] if c["point_estimate"] > 0 else math.inf
     lo, hi = prev["hdi_94"]
-    which = "the multi-technique " if s.get("catalogue") else ""
+    which = "the multi-technique " if _multi(s) else ""
     return [
         "## Comparison with the point estimate",
         "",
@@ -356,9 +377,16 @@ def _ttc_section(s: dict) -> list[str]:
 
 
 def _sensitivity(s: dict) -> list[str]:
+    from attackprev.model.priors import DEFAULT_PRIOR
+
+    single = _single(s)
+    table = single["sensitivity"]
     rows = []
-    for r in s["sensitivity"]:
-        mark = " (default)" if r["prior"] == s["prior"] else ""
+    for r in table:
+        marks = [
+            m for m, on in (("default", r["prior"] == DEFAULT_PRIOR), ("this run", r["prior"] == single["prior"])) if on
+        ]
+        mark = f" ({', '.join(marks)})" if marks else ""
         rows.append(
             [
                 f"`{r['prior']}`{mark}",
@@ -370,12 +398,12 @@ def _sensitivity(s: dict) -> list[str]:
                 num(r["kappa_median"], 3),
             ]
         )
-    means = [r["mean"] for r in s["sensitivity"]]
+    means = [r["mean"] for r in table]
     point = s["comparison"]["point_estimate"]
-    lo_name = min(s["sensitivity"], key=lambda r: r["mean"])["prior"]
-    hi_name = max(s["sensitivity"], key=lambda r: r["mean"])["prior"]
+    lo_name = min(table, key=lambda r: r["mean"])["prior"]
+    hi_name = max(table, key=lambda r: r["mean"])["prior"]
     spread = max(means) / min(means)
-    n_src = len(s["sources"])
+    n_src = len(single["sources"])
     if spread > 1.25:
         verdict = (
             f"With {n_src} source{'s' if n_src != 1 else ''}, this technique's data do not pin down how far "
@@ -388,42 +416,60 @@ def _sensitivity(s: dict) -> list[str]:
         "",
         *_table(["prior", "hyperprior", "mean μ", "median μ", "94 % HDI", f"P(μ > {num(point)})", "median κ"], rows),
         "",
-        f"Computed with the exact engine. Across these {len(means)} priors the posterior mean of μ ranges from "
+        "Of the single-technique model (the hyperprior is that model's; "
+        + ("the multi-technique headline has its own, fixed priors). " if _multi(s) else "the headline here). ")
+        + f"Computed with the exact engine. Across these {len(means)} priors the posterior mean of μ ranges from "
         f"{num(min(means))} (`{lo_name}`) to {num(max(means))} (`{hi_name}`), a factor of {spread:.1f}. {verdict}",
         "",
-        *[f"- `{r['prior']}`: {r['reference']}" for r in s["sensitivity"]],
+        *[f"- `{r['prior']}`: {r['reference']}" for r in table],
     ]
 
 
-def _diagnostics(s: dict) -> list[str]:
-    d = s["diagnostics"]
-    if s["engine"] == "exact":
-        acc = s["exact"]["accuracy"]
-        return [
-            "## Diagnostics",
-            "",
-            f"Exact grid engine, {acc['resolution']}² cells; refining to {acc['refined_resolution']}² moved no figure "
-            f"by more than {num(acc['max_abs_change'], 2)} (largest: {acc['max_abs_change_figure']}).",
-        ]
-    rows = [
+def _diag_rows(d: dict) -> list[list[str]]:
+    return [
         ["divergent transitions", str(d["divergences"]), f"= {d['limits']['divergences']}"],
         ["max R-hat", f"{d['max_rhat']:.4f}", f"≤ {d['limits']['max_rhat']}"],
         ["min bulk ESS", f"{d['min_ess_bulk']:.0f}", f"≥ {d['limits']['min_ess_bulk']}"],
         ["min tail ESS", f"{d['min_ess_tail']:.0f}", ""],
         ["chains × draws", f"{d['chains']} × {d['draws']}", ""],
-        ["|MCMC − exact| mean of μ", f"{s['agreement']['mu_mean_diff_in_mcse']:.2f} MCSE", "≤ 3"],
     ]
-    return ["## Diagnostics", "", *_table(["check", "value", "required"], rows)]
+
+
+def _diagnostics(s: dict) -> list[str]:
+    single, multi = _single(s), _multi(s)
+    out = ["## Diagnostics", ""]
+    if multi is not None:
+        out += [f"Multi-technique model (variant `{multi['variant']}`, the headline):", ""]
+        out += _table(["check", "value", "required"], _diag_rows(multi["diagnostics"]))
+        out += ["", "Single-technique model:" if single["engine"] == "mcmc" else "Single-technique model (exact):", ""]
+    if single["engine"] == "exact":
+        acc = single["exact"]["accuracy"]
+        text = (
+            f"Exact grid engine, {acc['resolution']}² cells; refining to {acc['refined_resolution']}² moved no "
+            f"figure by more than {num(acc['max_abs_change'], 2)} (largest: {acc['max_abs_change_figure']})."
+        )
+        return [*out, text]
+    agreement = single["agreement"]["mu_mean_diff_in_mcse"]
+    rows = [*_diag_rows(single["diagnostics"]), ["|MCMC − exact| mean of μ", f"{agreement:.2f} MCSE", "≤ 3"]]
+    return out + _table(["check", "value", "required"], rows)
 
 
 def _reproduce(s: dict, command: str) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in s["versions"].items())
+    r = s.get("reproduce") or {"command": command, "headline": s["model_description"]}
+    single = _single(s)
+    beside = ""
+    if _multi(s) is not None and single["settings"]:
+        st = single["settings"]
+        beside = (
+            f" The single-technique fit beside it: seed {st['seed']}, {st['chains']} chains × {st['draws']} draws "
+            f"after {st['tune']} tuning steps."
+        )
     return [
         "## Reproduce",
         "",
-        f"`{command}` — seed {s['seed']}, data SHA-256 `{s['data_sha256'][:16]}…` (`{s['data_file']}`), "
-        f"{s['sampler']['chains']} chains × {s['sampler']['draws']} draws after {s['sampler']['tune']} tuning steps. "
-        f"Versions: {versions}.",
+        f"`{r['command'] or command}` — headline: {r['headline']}.{beside} Data SHA-256 `{s['data_sha256'][:16]}…` "
+        f"(`{s['data_file']}`). Versions: {versions}.",
     ]
 
 
@@ -446,7 +492,7 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
     ]
     if figures:
         which = []
-        if s.get("catalogue"):
+        if _multi(s):
             which = [
                 "The μ figure shows the headline, the multi-technique posterior, with this technique's own "
                 "posterior as a grey dashed line; the forest plot shows both (open markers: this technique alone). "
@@ -476,14 +522,14 @@ def write_technique_report(
     the analysis's figures are being drawn by worker processes (``analysis.figures``), they
     are collected last; otherwise they are drawn here.
     """
-    from attackprev.inference.mcmc import package_versions
+    from attackprev.inference.diagnostics import package_versions
 
     s = analysis.summary
     s["versions"] = package_versions()
     target = Path(out_dir) / s["technique_id"].lower()
     step = None
     try:
-        from attackprev.mal.core import load_steps
+        from attackprev.mal.mapping import load_steps
 
         mapping = load_steps().get(s["technique_id"])
         step = mapping.attack_step if mapping else None
@@ -499,7 +545,7 @@ def write_technique_report(
         if analysis.tree is not None:
             save_posterior(analysis.tree, tmp / "posterior.nc")
         figs = dict(FILENAMES) if draw else {}
-        (tmp / "summary.json").write_text(json.dumps(s, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "summary.json").write_text(json_text(s), encoding="utf-8")
         (tmp / "report.md").write_text(render_markdown(s, figs, step, command), encoding="utf-8")
         if draw and pending is not None:
             pending.collect(tmp)

@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from attackprev.evidence.audit import (
+from attackprev.evidence.audit.checks import (
     KINDS,
     REPRODUCTION_KINDS,
     Finding,
     QualityCheck,
-    Written,
-    agrees,
     check_notes,
-    clean_arithmetic,
     note_findings,
-    quoted_ratios,
-    recompute,
-    render_quality_markdown,
 )
 
 NOTE_COLUMNS = ["technique_id", "technique_name", "note_path", "published_result", "published_arithmetic"]
@@ -104,7 +98,7 @@ def test_web_service_is_not_flagged(check):
     assert check.status[("enterpriselang probabilities/webService.md", "")] == "reproduced"
 
 
-# ------------------------------------------------------------------------------ counts and report
+# ------------------------------------------------------------------------------ counts
 def test_counts_add_up(check):
     s = check.stats
     assert s.notes == len(check.status) == 176
@@ -120,55 +114,6 @@ def test_every_finding_is_one_sentence_of_a_known_kind(check):
         assert f.kind in KINDS, f
         assert f.detail.endswith(".") and "\n" not in f.detail, f
     assert note_findings() == check.findings
-
-
-def test_markdown_section(check):
-    md = render_quality_markdown(check.findings, check.stats)
-    s = check.stats
-    assert md.startswith("## Data quality of the published notes\n")
-    summary = f"{s.notes} note rows: {s.checked} checked ({s.reproduced} reproduced, {s.not_reproduced} not reproduced)"
-    assert summary in md
-    rows = [line for line in md.splitlines() if line.startswith("| T") or line.startswith("| M")]
-    assert len(rows) == len(check.findings)
-    assert any("`systemTimeDiscovery.md`" in r and "0.19744" in r and "0.20044" in r for r in rows)
-
-
-# ------------------------------------------------------------------------------ the parts
-def test_quoted_ratios():
-    assert [(k, n) for k, n, _ in quoted_ratios("47 out of 951 (47/951 = 4.94%)")] == [(47, 951)]
-    ((k, n, w),) = quoted_ratios("1/57 stated as ~1.58%")
-    assert (k, n, w.text) == (1, 57, "1.58") and not agrees(k / n, w)
-    assert agrees(12 / 951, Written("1.261", True))  # truncated, as the notes often do
-    assert quoted_ratios("15+26 + 28/7 + 20/30 = ~45.67%") == []  # terms of a sum, not quotes
-
-
-@pytest.mark.parametrize(
-    ("arithmetic", "final"),
-    [
-        ("(3.96 + 4.94) / 2 = 4.45%", 0.0445),
-        ("mean of 15, 9.25, 5.89, 5 = 8.785", 8.785),
-        ("Barkly 77%/4 = 19.25%; mean with Carbon Black 15% = 17.125%", 0.17125),
-        ("(0.91 - 0.34x0.91) = 0.60; x 0.892 (automatedCollection) = 0.5352", 0.5352),
-        ("median(5.26, 6.61, 74.59) = 6.61", 6.61),
-        ("21.4% x mean(11, 4)=7.5% -> 1.605%", 0.01605),
-        ("Verizon DBIR 2018 ~11% of breaches physical actions (CrowdStrike 5-20% said to match)", 0.11),
-    ],
-)
-def test_recompute_reproduces_consistent_arithmetic(arithmetic, final):
-    rec = recompute(arithmetic)
-    assert rec.bad_steps == []
-    assert rec.final == pytest.approx(final)
-
-
-def test_recompute_finds_a_step_that_does_not_evaluate():
-    (step,) = recompute("(10 + 20) / 2 = 16%").bad_steps
-    assert step.computed == pytest.approx(15) and step.written.text == "16"
-
-
-def test_unparsable_text_is_skipped():
-    assert recompute("Accenture 'seven in 10' cited").final is None
-    assert recompute("none; treated as Process Injection sub-technique").final is None
-    assert "[" not in clean_arithmetic("(0.44+52.3)/2 [uses 52.3 although ...]")
 
 
 # ------------------------------------------------------------------------------ a synthetic slip

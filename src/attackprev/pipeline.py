@@ -1,0 +1,294 @@
+"""One run, from checked options to written reports: used by the command line, the model scripts and notebooks.
+
+:func:`plan_run` decides which model produces the headline of a technique report and which
+sampler settings every fitted model gets, refusing, with one line, an option that would not
+reach the number it seems to change. :func:`run_fit` then fits (reusing a saved
+multi-technique posterior when one matches, :func:`attackprev.inference.catalogue.cached_fit_catalogue`)
+and writes the reports.
+
+The default estimand of a technique is the multi-technique model's μ_t: every technique is
+estimated on the same footing, with the between-source heterogeneity learned from every
+technique that several sources report. A run whose headline is another model (the
+single-technique model, chosen with ``--model single``, ``--engine exact`` or ``--weight``)
+says so in its output, in the report's first lines and in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attackprev.analysis.technique import MULTI, SINGLE
+from attackprev.errors import InputError
+from attackprev.evidence.tables import Evidence
+from attackprev.inference.catalogue import CatalogueSettings
+from attackprev.inference.mcmc import SamplerSettings
+from attackprev.model.priors import DEFAULT_PRIOR, get_prior
+
+ENGINES = ("mcmc", "exact")
+MODELS = ("auto", "multi", "single")
+#: Older spelling of ``multi`` that the command line still accepts.
+MODEL_ALIASES = {"catalogue": "multi"}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the user asked for; ``None`` means "the model's default".
+
+    Attributes
+    ----------
+    model
+        ``"auto"`` (the multi-technique model when the evidence supports it and nothing
+        asks for the single-technique one), ``"multi"`` or ``"single"``.
+    engine
+        ``"mcmc"`` or ``"exact"`` (the exact grid computes the single-technique model only).
+    prior
+        Name of the single-technique model's hyperprior (``attackprev priors``).
+    weights
+        Source weights in [0, 1] (a power prior on the single-technique model).
+    draws, tune, chains, seed
+        Sampler settings; each reaches every model this run fits.
+    figures
+        Draw the report's figures.
+    refit
+        Fit the multi-technique model even when a saved posterior matches.
+    """
+
+    model: str = "auto"
+    engine: str = "mcmc"
+    prior: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
+    seed: int | None = None
+    figures: bool = True
+    refit: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What :func:`run_fit` will do, decided before anything is fitted."""
+
+    headline: str  # MULTI or SINGLE, for the techniques named
+    note: str | None  # why the headline is not the default model
+    engine: str
+    prior: object  # attackprev.model.priors.Prior
+    weights: dict[str, float]
+    single: SamplerSettings
+    multi: CatalogueSettings
+    fit_multi: bool  # the multi-technique model is needed (headline or --all)
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and whether every fit passed its diagnostics."""
+
+    targets: list[Path] = field(default_factory=list)
+    failed: bool = False
+    lines: list[str] = field(default_factory=list)
+
+
+def _sampler_options(options: RunOptions) -> dict[str, int]:
+    return {k: v for k in ("draws", "tune", "chains", "seed") if (v := getattr(options, k)) is not None}
+
+
+def plan_run(options: RunOptions, evidence: Evidence, techniques: list[str], all_techniques: bool) -> RunPlan:
+    """Decide the headline model and every model's settings; refuse options that would not apply.
+
+    Raises
+    ------
+    InputError
+        For an unknown engine, model or prior, a weight outside [0, 1] or for an unknown
+        source, and for an option that does not reach any number this run reports.
+    """
+    from attackprev.inference.catalogue import catalogue_applies
+
+    model = MODEL_ALIASES.get(options.model, options.model)
+    if model not in MODELS:
+        raise InputError(f"--model {options.model!r}: choose one of {', '.join(MODELS)}")
+    if options.engine not in ENGINES:
+        raise InputError(f"--engine {options.engine!r}: choose one of {', '.join(ENGINES)}")
+    try:
+        prior = get_prior(options.prior or DEFAULT_PRIOR)
+    except ValueError as err:
+        raise InputError(f"--prior: {err}") from None
+    known = {o.source_id for o in evidence.observations}
+    for sid in options.weights:
+        if sid not in known:
+            raise InputError(f"unknown source {sid!r}; sources in the evidence: {', '.join(sorted(known))}")
+
+    applies = catalogue_applies(evidence)
+    reasons = []  # why the single-technique model must be the headline
+    if options.engine == "exact":
+        reasons.append(
+            "--engine exact computes the single-technique model (this technique's sources alone) on a grid; "
+            "the default multi-technique model is sampled by MCMC"
+        )
+    if options.weights:
+        reasons.append("--weight tempers a source in the single-technique model only")
+    if model == "multi":
+        if reasons:
+            raise InputError(f"--model multi: {reasons[0]}; drop one of the two options")
+        if not applies:
+            raise InputError("--model multi needs at least 5 techniques, 3 of them reported by several sources")
+    if model == "single":
+        headline, note = SINGLE, "--model single: this technique's sources alone, not the default multi-technique model"
+    elif model == "multi":
+        headline, note = MULTI, None
+    elif reasons:
+        headline, note = SINGLE, reasons[0]
+    elif not applies:
+        headline = SINGLE
+        note = (
+            "the evidence has too few techniques reported by several sources for the multi-technique model "
+            "(it needs at least 5 techniques, 3 of them with several sources)"
+        )
+    else:
+        headline, note = MULTI, None
+    if options.prior is not None and headline == MULTI:
+        raise InputError(
+            f"--prior {options.prior} sets the single-technique model's hyperprior, but the headline here is the "
+            "multi-technique model (its priors are attackprev.model.priors.CataloguePriors); add --model single "
+            "to report the single-technique model under this prior"
+        )
+
+    sampler = _sampler_options(options)
+    fit_multi = all_techniques or (headline == MULTI and bool(techniques))
+    sampled_single = options.engine == "mcmc" and bool(techniques)
+    if sampler and not (fit_multi or sampled_single):
+        names = ", ".join(f"--{k}" for k in sampler)
+        raise InputError(f"{names}: nothing is sampled in this run (--engine exact computes the posterior on a grid)")
+    return RunPlan(
+        headline=headline,
+        note=note,
+        engine=options.engine,
+        prior=prior,
+        weights=dict(options.weights),
+        single=SamplerSettings(**sampler),
+        multi=CatalogueSettings(**sampler),
+        fit_multi=fit_multi,
+    )
+
+
+def _settings_text(settings) -> str:
+    return f"seed {settings.seed}, {settings.chains} chains × {settings.draws} draws after {settings.tune} tuning steps"
+
+
+def run_fit(
+    techniques: list[str],
+    evidence: Evidence,
+    options: RunOptions | None = None,
+    *,
+    out: Path | str = "reports",
+    all_techniques: bool = False,
+    command: str = "",
+    progress: bool = False,
+    workers=None,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Fit and write reports: ``OUT/techniques/`` with ``all_techniques``, ``OUT/<id>/`` per technique.
+
+    Parameters
+    ----------
+    techniques
+        ATT&CK IDs present in ``evidence``.
+    evidence
+        Loaded evidence (:func:`attackprev.evidence.tables.load_evidence`).
+    options
+        What to fit (defaults: the default model and settings).
+    out
+        Reports folder.
+    all_techniques
+        Also write the multi-technique (catalogue) report.
+    command
+        The command line to quote in the reports' Reproduce sections.
+    progress
+        Show progress (sampling bars and what is being done, on stderr).
+    workers
+        :class:`attackprev.reporting.figure_workers.FigureWorkers` to draw figures in parallel.
+    echo
+        Where one-line results go (default: stdout).
+
+    Returns
+    -------
+    RunResult
+    """
+    from attackprev.analysis.technique import analyse_technique
+    from attackprev.reporting.technique import write_technique_report
+
+    options = options or RunOptions()
+    echo = echo or print
+    out = Path(out)
+    plan = plan_run(options, evidence, techniques, all_techniques)
+    command = command or "attackprev fit " + " ".join(techniques)
+    result = RunResult()
+
+    def say(line: str) -> None:
+        result.lines.append(line)
+        echo(line)
+
+    catalogue = None
+    if plan.fit_multi:
+        from attackprev.inference.catalogue import cached_fit_catalogue
+
+        if progress:
+            print("multi-technique model: looking for a saved fit, else fitting every variant ...", file=sys.stderr)
+        start = time.perf_counter()
+        catalogue, origin = cached_fit_catalogue(
+            evidence, settings=plan.multi, beside=out, refit=options.refit, progress=progress
+        )
+        how = "fitted" if origin == "fitted" else f"reused {origin}"
+        status = "diagnostics passed" if catalogue.passed else "DIAGNOSTICS FAILED"
+        say(
+            f"multi-technique model: {len(catalogue.data.techniques)} techniques, variant {catalogue.variant}, "
+            f"{_settings_text(plan.multi)} ({how} in {time.perf_counter() - start:.1f} s; {status})"
+        )
+        result.failed |= not catalogue.passed
+        if all_techniques:
+            from attackprev.reporting.catalogue import write_catalogue_report
+
+            target = write_catalogue_report(catalogue, evidence, out)
+            result.targets.append(target)
+            say(f"catalogue report -> {target}")
+    if plan.note and techniques:
+        say(f"note: the headline is the {plan.headline} model, not the default: {plan.note}")
+    for t in techniques:
+        if progress:
+            print(f"fitting {t} ({plan.engine}, prior {plan.prior.name}) ...", file=sys.stderr)
+        analysis = analyse_technique(
+            t,
+            evidence,
+            plan.prior,
+            plan.single,
+            plan.weights,
+            plan.engine,
+            progress=progress,
+            catalogue=catalogue if plan.headline == MULTI else None,
+            workers=workers if options.figures and plan.engine == "mcmc" else None,
+            estimand_note=plan.note,
+        )
+        s = analysis.summary
+        s["reproduce"] = {
+            "command": command,
+            "headline": f"{s['model_description']}, "
+            + (
+                _settings_text(plan.multi if plan.headline == MULTI else plan.single)
+                if s["engine"] == "mcmc"
+                else "exact grid engine (no sampling)"
+            ),
+        }
+        target = write_technique_report(analysis, out, command=command, figures=options.figures)
+        result.targets.append(target)
+        lo, hi = s["prevalence"]["hdi_94"]
+        d = s["diagnostics"]
+        status = "diagnostics passed" if d["passed"] else "DIAGNOSTICS FAILED: " + "; ".join(d["problems"])
+        say(
+            f"{t}: {s['mal']['expression']}  ({s['model']} model, {s['engine']}; μ mean {s['prevalence']['mean']:.4f}, "
+            f"94 % HDI {lo:.4f}–{hi:.4f}; {status}) -> {target}"
+        )
+        result.failed |= not d["passed"]
+    return result
