@@ -44,12 +44,6 @@ import xarray as xr
 from IPython.display import Markdown, display
 
 from attackprev.analysis.technique import sensitivity_table
-from attackprev.inference.summaries import hdi
-from attackprev.evidence.enterpriselang import note_for
-from attackprev.evidence.tables import load_evidence
-from attackprev.inference.exact import fit_exact
-from attackprev.inference.mcmc import SamplerSettings, sample_technique
-from attackprev.model.priors import DEFAULT_PRIOR, PRIORS
 from attackprev.analysis.weighting import (
     Estimate,
     bisect,
@@ -68,6 +62,12 @@ from attackprev.analysis.weighting import (
     weight_grid,
     weight_sweep,
 )
+from attackprev.evidence.enterpriselang import note_for
+from attackprev.evidence.tables import load_evidence
+from attackprev.inference.exact import fit_exact
+from attackprev.inference.mcmc import SamplerSettings, sample_technique
+from attackprev.inference.summaries import hdi
+from attackprev.model.priors import DEFAULT_PRIOR, PRIORS
 
 FAST = fast_mode()
 ROOT = repo_root()
@@ -387,7 +387,8 @@ display(
 # %% [markdown]
 # ## 6. Prior sensitivity
 #
-# Every hyperprior in `attackprev.model.priors.PRIORS`, with both sources at full weight, and (second table) together with
+# Every hyperprior in `attackprev.model.priors.PRIORS`, with both sources at full weight, and (second table)
+# together with
 # the M-Trends denominator, to compare the two choices.
 
 # %%

@@ -45,8 +45,6 @@ import xarray as xr
 from IPython.display import Markdown, display
 from scipy.special import expit
 
-from attackprev.model.catalogue import VARIANTS
-from attackprev.evidence.tables import load_evidence
 from attackprev.analysis.weighting import (
     catalogue_comparison,
     excluded_figures,
@@ -54,6 +52,8 @@ from attackprev.analysis.weighting import (
     markdown_table,
     repo_root,
 )
+from attackprev.evidence.tables import load_evidence
+from attackprev.model.catalogue import VARIANTS
 
 ROOT = repo_root()
 FOLDER = ROOT / "reports" / "techniques"

@@ -104,7 +104,7 @@ def test_not_utf8_exits_2(tmp_path, earlier_report):
         (["T1102", "--engine", "exact", "--draws", "500"], "--draws: nothing is sampled in this run"),
         (["T1102", "--engine", "exact", "--model", "multi"], "--model multi: --engine exact computes"),
         (["T1102", "--engine", "mcmc", "--prior", "pareto"], "--prior pareto sets the single-technique model's"),
-        (["T1102", "--model", "multi", "--weight", "mtrends2020=0.5"], "--model multi: --weight tempers"),
+        (["T1102", "--engine", "mcmc", "--model", "multi", "--weight", "mtrends2020=0.5"], "--model multi: --weight"),
     ],
 )
 def test_bad_arguments_exit_2(earlier_report, args, expected):

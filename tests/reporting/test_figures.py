@@ -6,11 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from attackprev.errors import InputError
-from attackprev.reporting.figures import FILENAMES, _jeffreys, _pct, example_tree, write_figures
+from attackprev.reporting.figures import FILENAMES, _pct, example_tree, write_figures
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,17 +63,6 @@ def test_missing_group_is_one_clear_error(tmp_path: Path) -> None:
     del tree["posterior_predictive"]
     with pytest.raises(InputError, match="posterior_predictive"):
         write_figures(tree, tmp_path, 0.0445, (0.015, 0.17), "T1102")
-
-
-def test_jeffreys_interval() -> None:
-    y, n = np.array([0, 9, 20]), np.array([20, 227, 20])
-    lower, upper = _jeffreys(y, n, 0.94)
-    assert lower[0] == 0.0 and upper[2] == 1.0  # the conventional bounds at y = 0 and y = n
-    assert lower[1] < 9 / 227 < upper[1]
-    # Beta(9.5, 218.5): mean 0.0417, sd 0.0132; a 94 % interval spans roughly ±1.9 sd, skewed right.
-    assert 0.015 < lower[1] < 0.025 and 0.060 < upper[1] < 0.075
-    wider_lower, wider_upper = _jeffreys(y, n, 0.99)
-    assert np.all(wider_lower <= lower) and np.all(wider_upper >= upper)
 
 
 def test_percent_labels() -> None:

@@ -1,4 +1,4 @@
-"""CI-sized slice of the validation suite (`python -m validation` runs the full sizes).
+"""CI-sized slice of the validation suite (`python -m attackprev.validation` runs the full sizes).
 
 The tests call the suite's own functions with smaller sizes: 60 exact SBC fits for two
 sources, a negative control that the same check must reject, and 10 NUTS fits against the
@@ -8,15 +8,9 @@ exact engine.
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-# `validation/` is a folder at the repository root, not an installed package: make it importable
-# however pytest is started (`python -m pytest` adds the working directory, the `pytest` script does not).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from attackprev.inference.mcmc import SamplerSettings
 from attackprev.model.priors import PRIORS

@@ -301,8 +301,10 @@ def save_result(result: CatalogueResult, path: Path) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def load_result(path: Path, evidence: Evidence, key: str) -> CatalogueResult | None:
-    """The saved result at ``path`` if it is intact and was fitted with ``key``; else ``None``.
+def load_result(
+    path: Path, evidence: Evidence, priors: CataloguePriors, settings: CatalogueSettings
+) -> CatalogueResult | None:
+    """The saved result at ``path`` if it is intact and was fitted to this evidence with these priors and settings.
 
     A file that cannot be read, lacks an attribute or variable, carries another key, or whose
     draws no longer hash to the value written beside them is rejected.
@@ -310,6 +312,7 @@ def load_result(path: Path, evidence: Evidence, key: str) -> CatalogueResult | N
     path = Path(path)
     if not path.is_file():
         return None
+    key = cache_key(evidence, priors, settings)
     try:
         with xr.open_datatree(path, engine="h5netcdf") as handle:
             tree = handle.load()
@@ -324,8 +327,6 @@ def load_result(path: Path, evidence: Evidence, key: str) -> CatalogueResult | N
             name: Diagnostics(**{k: v for k, v in d.items() if k not in ("passed", "limits")})
             for name, d in json.loads(tree.attrs["all_diagnostics"]).items()
         }
-        settings = CatalogueSettings(**json.loads(tree.attrs["sampler"]))
-        priors = CataloguePriors(**json.loads(tree.attrs["priors"]))
         return CatalogueResult(
             data=data,
             variant=str(tree.attrs["variant"]),
@@ -377,7 +378,7 @@ def cached_fit_catalogue(
     cached = cache_dir() / f"{key}.nc"
     if not refit:
         for path in ([Path(beside) / CATALOGUE_DIR / "posterior.nc"] if beside is not None else []) + [cached]:
-            result = load_result(path, evidence, key)
+            result = load_result(path, evidence, priors, settings)
             if result is not None:
                 return result, str(path)
     result = fit_catalogue(evidence, priors, settings, progress=progress)

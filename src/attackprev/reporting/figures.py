@@ -34,6 +34,7 @@ import numpy as np
 
 from attackprev.config import HDI_PROB
 from attackprev.inference.summaries import Headline, jeffreys_interval
+from attackprev.inference.summaries import hdi as draws_hdi
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -1,0 +1,168 @@
+"""One run pipeline: every option reaches the model that reports the headline, or is refused; fits are cached."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attackprev.analysis.technique import MULTI, SINGLE
+from attackprev.errors import InputError
+from attackprev.evidence.tables import load_evidence
+from attackprev.pipeline import RunOptions, plan_run, run_fit
+from tests.conftest import write_csv
+
+#: Six techniques, three reported by both sources: enough for the multi-technique model, small enough to fit fast.
+SMALL = """
+    technique_id,source_id,successes,trials
+    T1102,a,9,227
+    T1102,b,47,951
+    T1059,a,120,227
+    T1059,b,380,951
+    T1027,a,30,227
+    T1027,b,500,951
+    T1003,a,40,227
+    T1083,b,600,951
+    T1124,b,300,951
+    """
+
+
+@pytest.fixture
+def small(tmp_path):
+    return load_evidence(write_csv(tmp_path / "small.csv", SMALL), None)
+
+
+@pytest.fixture
+def bundled():
+    from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+
+    return load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)
+
+
+def test_default_headline_is_the_multi_technique_model_with_its_own_settings(bundled):
+    plan = plan_run(RunOptions(), bundled, ["T1102"], False)
+    assert plan.headline == MULTI and plan.note is None and plan.fit_multi
+    assert (plan.multi.draws, plan.multi.tune, plan.single.draws, plan.single.tune) == (1500, 1500, 4000, 1000)
+
+
+def test_sampler_options_reach_every_fitted_model(bundled):
+    plan = plan_run(RunOptions(seed=1, draws=600, tune=700, chains=2), bundled, ["T1102"], False)
+    for settings in (plan.multi, plan.single):
+        assert (settings.seed, settings.draws, settings.tune, settings.chains) == (1, 600, 700, 2)
+
+
+@pytest.mark.parametrize(
+    ("options", "note"),
+    [
+        (RunOptions(engine="exact"), "--engine exact computes the single-technique model"),
+        (RunOptions(weights={"mtrends2020": 0.5}), "--weight tempers a source in the single-technique model only"),
+        (RunOptions(model="single"), "--model single"),
+        (RunOptions(model="single", prior="pareto"), "--model single"),
+    ],
+)
+def test_a_change_of_estimand_is_named(bundled, options, note):
+    plan = plan_run(options, bundled, ["T1102"], False)
+    assert plan.headline == SINGLE and note in plan.note and not plan.fit_multi
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (RunOptions(prior="pareto"), "--prior pareto sets the single-technique model's hyperprior"),
+        (RunOptions(model="multi", engine="exact"), "--model multi: --engine exact"),
+        (RunOptions(model="multi", weights={"mtrends2020": 0.5}), "--model multi: --weight"),
+        (RunOptions(engine="exact", seed=3), "--seed: nothing is sampled"),
+        (RunOptions(model="fancy"), "--model 'fancy'"),
+        (RunOptions(weights={"nosuch": 0.5}), "unknown source 'nosuch'"),
+    ],
+)
+def test_options_that_would_not_reach_a_number_are_refused(bundled, options, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        plan_run(options, bundled, ["T1102"], False)
+
+
+def test_too_little_evidence_for_the_multi_technique_model(tmp_path):
+    one = load_evidence(write_csv(tmp_path / "one.csv", "technique_id,source_id,successes,trials\nT1102,a,9,227\n"), None)
+    plan = plan_run(RunOptions(), one, ["T1102"], False)
+    assert plan.headline == SINGLE and "too few techniques" in plan.note
+    with pytest.raises(InputError, match="--model multi needs"):
+        plan_run(RunOptions(model="multi"), one, ["T1102"], False)
+
+
+@pytest.mark.slow
+def test_seed_reaches_the_headline_and_the_fit_cache_is_checked(small, tmp_path, monkeypatch):
+    """--seed changes the headline draws; the same seed repeats them; a corrupt cache entry is refitted."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ATTACKPREV_CACHE_DIR", str(cache))
+    lines: list[str] = []
+
+    def run(seed: int, out: str) -> dict:
+        options = RunOptions(seed=seed, draws=200, tune=200, chains=2, figures=False)
+        run_fit(["T1102"], small, options, out=tmp_path / out, echo=lines.append)
+        return json.loads((tmp_path / out / "t1102" / "summary.json").read_text())
+
+    one, two = run(1, "one"), run(2, "two")
+    assert one["model"] == two["model"] == MULTI
+    assert one["settings"]["seed"] == 1 and two["settings"]["seed"] == 2
+    assert one["models"]["single_technique"]["settings"]["seed"] == 1
+    assert one["prevalence"] != two["prevalence"]  # the headline moved with the seed
+    assert "fitted" in lines[0] and "fitted" in lines[2]
+    again = run(1, "again")  # a fresh folder: the saved fit of seed 1 comes from the cache
+    assert "reused" in lines[4] and str(cache) in lines[4]
+    assert again["prevalence"] == one["prevalence"] and again["mal"] == one["mal"]
+    (saved,) = [p for p in cache.iterdir() if p.suffix == ".nc" and json.dumps(1) in _seed_of(p)]
+    saved.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])  # truncated: must not be trusted
+    third = run(1, "third")
+    assert "fitted" in lines[6]
+    assert third["prevalence"] == one["prevalence"]  # refitted, with the same draws
+
+
+def _seed_of(path) -> str:
+    import xarray as xr
+
+    with xr.open_datatree(path) as tree:
+        return str(tree.attrs["seed"])
+
+
+def test_an_edited_cache_entry_is_rejected(small, tmp_path, monkeypatch):
+    """Draws that no longer hash to the value saved beside them are not trusted (no sampling needed)."""
+    import numpy as np
+    import xarray as xr
+
+    from attackprev.inference.catalogue import (
+        CatalogueData,
+        CataloguePriors,
+        CatalogueResult,
+        CatalogueSettings,
+        Diagnostics,
+        cache_key,
+        load_result,
+        save_result,
+    )
+
+    data = CatalogueData.from_observations(list(small.observations))
+    t = len(data.techniques)
+    post = xr.Dataset(
+        {
+            "mu": (("chain", "draw", "technique"), np.full((1, 4, t), 0.1, "float32")),
+            "kappa": (("chain", "draw", "technique"), np.full((1, 4, t), 20.0, "float32")),
+        },
+        coords={"technique": list(data.techniques)},
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 4), bool))})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    priors, settings = CataloguePriors(), CatalogueSettings()
+    key = cache_key(small, priors, settings)
+    tree.attrs.update({"variant": "pooled", "cache_key": key, "data_sha256": small.digest, "seed": 1})
+    diag = {"pooled": Diagnostics(0, 1.0, 500.0, 500.0, 1, 4)}
+    result = CatalogueResult(data, "pooled", tree, diag, [], key, priors, settings, {"pooled": 1.0})
+    path = tmp_path / "fit.nc"
+    save_result(result, path)
+    loaded = load_result(path, small, priors, settings)
+    assert loaded is not None and float(loaded.tree["posterior"]["mu"].mean()) == pytest.approx(0.1)
+    assert load_result(path, small, priors, CatalogueSettings(seed=2)) is None  # another key: stale
+    with xr.open_datatree(path) as handle:
+        edited = handle.load()
+    edited["posterior"]["mu"] = edited["posterior"]["mu"] * 2
+    edited.to_netcdf(path, engine="h5netcdf")
+    assert load_result(path, small, priors, settings) is None
