@@ -6,15 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: report test test-fast lint format bench validation clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@py=$$(scripts/find-python) || exit 1; \
 	if [ ! -x "$(PY)" ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv "$(VENV)" || exit 1; fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(VENV)/bin/attackprev fit --all T1102
+	$(PY) models/catalogue.py
+	$(PY) models/t1102.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 
 test: $(STAMP)

@@ -15,8 +15,8 @@ Run it from the repository root::
 
     .venv/bin/python models/catalogue.py        # writes reports/techniques/
 
-It writes exactly what ``attackprev fit --all`` writes; a saved fit of the same data,
-priors, settings and package versions is reused (``--refit`` on the command line forces one).
+It writes exactly what ``attackprev fit --all --refit`` writes: it always fits (the command
+line without ``--refit`` reuses a saved fit of the same data, priors, settings and versions).
 """
 
 from attackprev.config import OBSERVATIONS_CSV, REPORTS_DIR, SOURCES_CSV
@@ -26,6 +26,6 @@ from attackprev.pipeline import RunOptions, run_fit
 if __name__ == "__main__":
     evidence = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)
     result = run_fit(
-        [], evidence, RunOptions(), out=REPORTS_DIR, all_techniques=True, command="python models/catalogue.py"
+        [], evidence, RunOptions(refit=True), out=REPORTS_DIR, all_techniques=True, command="python models/catalogue.py"
     )
     raise SystemExit(3 if result.failed else 0)

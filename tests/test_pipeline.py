@@ -82,7 +82,8 @@ def test_options_that_would_not_reach_a_number_are_refused(bundled, options, mes
 
 
 def test_too_little_evidence_for_the_multi_technique_model(tmp_path):
-    one = load_evidence(write_csv(tmp_path / "one.csv", "technique_id,source_id,successes,trials\nT1102,a,9,227\n"), None)
+    csv = write_csv(tmp_path / "one.csv", "technique_id,source_id,successes,trials\nT1102,a,9,227\n")
+    one = load_evidence(csv, None)
     plan = plan_run(RunOptions(), one, ["T1102"], False)
     assert plan.headline == SINGLE and "too few techniques" in plan.note
     with pytest.raises(InputError, match="--model multi needs"):

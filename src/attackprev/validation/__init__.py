@@ -1,6 +1,6 @@
 """Validation of the two posterior engines of ``attackprev``.
 
-``python -m validation`` (``make validation``) runs
+``python -m attackprev.validation`` (``make validation``) runs
 
 1. simulation-based calibration (SBC, Talts et al. 2018) of the exact grid engine and of
    NUTS (nutpie), with data sets drawn from the prior predictive of the default prior;

@@ -1,4 +1,4 @@
-"""``python -m validation``: run the validation suite and write ``reports/validation.md``."""
+"""``python -m attackprev.validation``: run the validation suite and write ``reports/validation.md``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from attackprev.validation.suite import QUICK, SuiteConfig, run_suite
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; returns the process exit code (0 even when a criterion fails: the report says so)."""
-    parser = argparse.ArgumentParser(prog="python -m validation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m attackprev.validation", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("reports"), help="folder of validation.md (default: reports)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (not for the report)")
     args = parser.parse_args(argv)
