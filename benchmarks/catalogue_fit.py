@@ -66,7 +66,7 @@ def main() -> None:
     from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
     from attackprev.evidence.tables import load_evidence
     from attackprev.inference.catalogue import LOW_RANK_MAX_PARAMETERS, _sampled_only, sample_catalogue
-    from attackprev.inference.mcmc import diagnose
+    from attackprev.inference.diagnostics import diagnose
     from attackprev.model.catalogue import VARIANTS, CatalogueData
     from attackprev.model.priors import CataloguePriors
 

@@ -103,7 +103,7 @@ def test_report_states_the_computed_numbers(t1102_run):
     text = (t1102_run["folder"] / "report.md").read_text()
     lines = text.splitlines()
     assert lines[0].startswith("# T1102 Web Service")
-    assert lines[2].startswith("> **Diagnostics passed**")
+    assert lines[2].startswith("> **Diagnostics passed.**")
     assert f"| webService [{s['mal']['expression']}]" in text
     assert f"{s['comparison']['percentile']:.0f}th percentile" in text
     assert f"P(μ > 0.0445) = {s['comparison']['prob_greater']:.2f}" in text

@@ -255,7 +255,7 @@ def mcmc_check(tree, exact: ExactPosterior) -> dict:
     """MCMC's μ against the exact posterior: means, HDIs, Monte Carlo error and diagnostics."""
     import arviz as az
 
-    from attackprev.inference.mcmc import diagnose
+    from attackprev.inference.diagnostics import diagnose
     from attackprev.inference.summaries import hdi
 
     mu = tree["posterior"]["mu"]

@@ -25,8 +25,7 @@ import xarray as xr
 from attackprev.atomic import write_bytes_atomic
 from attackprev.config import CATALOGUE_DIR, DEFAULT_SEED
 from attackprev.evidence.tables import Evidence
-from attackprev.inference.diagnostics import Diagnostics, diagnose
-from attackprev.inference.mcmc import package_versions
+from attackprev.inference.diagnostics import Diagnostics, diagnose, package_versions
 from attackprev.model.catalogue import (
     VARIANTS,
     CatalogueData,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attackprev.inference.mcmc import package_versions
+from attackprev.inference.diagnostics import package_versions
 from attackprev.validation.accuracy import EDGE_TOL, FIGURES, TOLERANCE
 from attackprev.validation.compare import HDI_TOLERANCE, MCSE_LIMIT, REFERENCE_RESOLUTION
 from attackprev.validation.coverage import Z_LIMIT
