@@ -224,7 +224,7 @@ def run_fit(
     echo = echo or print
     out = Path(out)
     plan = plan_run(options, evidence, techniques, all_techniques)
-    command = command or "attackprev fit " + " ".join(techniques)
+    command = command or "attackprev fit " + " ".join((["--all"] if all_techniques else []) + techniques)
     result = RunResult()
 
     def say(line: str) -> None:
@@ -251,7 +251,7 @@ def run_fit(
         if all_techniques:
             from attackprev.reporting.catalogue import write_catalogue_report
 
-            target = write_catalogue_report(catalogue, evidence, out)
+            target = write_catalogue_report(catalogue, evidence, out, command=command)
             result.targets.append(target)
             say(f"catalogue report -> {target}")
     if plan.note and techniques:

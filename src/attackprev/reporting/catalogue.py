@@ -162,7 +162,8 @@ def render_catalogue_markdown(s: dict, quality_md: str = "", excluded_md: str = 
     lines += [
         "## Reproduce",
         "",
-        f"`attackprev fit --all` — priors: {priors}. Seed {s['settings']['seed']}, {s['settings']['chains']} chains × "
+        f"`{s.get('command') or 'attackprev fit --all'}` — priors: {priors}. Seed {s['settings']['seed']}, "
+        f"{s['settings']['chains']} chains × "
         f"{s['settings']['draws']} draws after {s['settings']['tune']} tuning steps; data SHA-256 "
         f"`{s['data_sha256'][:16]}…`. Versions: {versions}.",
         "",
@@ -232,13 +233,15 @@ def excluded_markdown(path: Path) -> str:
     return "\n".join(lines)
 
 
-def write_catalogue_report(result: CatalogueResult, evidence: Evidence, out_dir: Path) -> Path:
-    """Write ``<out_dir>/techniques/`` atomically."""
+def write_catalogue_report(
+    result: CatalogueResult, evidence: Evidence, out_dir: Path, command: str = "attackprev fit --all"
+) -> Path:
+    """Write ``<out_dir>/techniques/`` atomically; ``command`` is quoted in its Reproduce section."""
     from attackprev.atomic import json_text, write_folder_atomic
     from attackprev.config import DATA_DIR
     from attackprev.reporting.technique import save_posterior
 
-    s = catalogue_summary(result, evidence)
+    s = catalogue_summary(result, evidence) | {"command": command}
     from attackprev.evidence.audit.checks import check_notes
     from attackprev.reporting.quality import render_quality_markdown
 
