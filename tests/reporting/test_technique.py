@@ -153,3 +153,18 @@ def test_same_seed_gives_identical_summary(t1102_run, tmp_path):
     assert result.exit_code == 0
     again = (tmp_path / "t1102" / "summary.json").read_text()
     assert again == (t1102_run["folder"] / "summary.json").read_text()
+
+
+def test_every_mcmc_rate_agrees_with_the_exact_engine(t1102_run):
+    """θ_s, θ_new and κ from the draws against the exact grid posterior (catches a swapped Beta(β′, α′) draw)."""
+    single = t1102_run["summary"]["models"]["single_technique"]
+    mcmc, exact = single["posterior_table"], single["exact"]["table"]
+    assert set(mcmc) == set(exact)
+    for key in [k for k in mcmc if k.startswith("theta")]:
+        m, e = mcmc[key], exact[key]
+        assert abs(m["mean"] - e["mean"]) <= 4 * m["mcse_mean"] + 1e-4, key
+        assert abs(m["sd"] - e["sd"]) <= 0.1 * e["sd"], key
+    # the data pin each source's rate near its own count: 9/227 and 47/951
+    assert abs(mcmc["theta[mtrends2020]"]["mean"] - 9 / 227) < 0.02
+    assert abs(mcmc["theta[sok2019_windows_malware]"]["mean"] - 47 / 951) < 0.01
+    assert abs(mcmc["kappa"]["median"] - exact["kappa"]["median"]) <= 0.15 * exact["kappa"]["median"]
