@@ -555,12 +555,13 @@ def render(d: dict) -> str:
         "callbacks close over per-process data and were compiled by Numba in every process (~7 s, most of it "
         "the array copy `out[...] = grad`); they are now generated as source keyed by PyTensor's own cache key, "
         "copy with a loop, and are cached on disk beside PyTensor's kernels. Same kernels, same draws.",
-        "- On a cold start a forked child compiles the log-density's scalar kernels (PyTensor's `Composite` "
-        "functions: the log-gammas, the prior's erf and their derivatives) from the last one back while the "
-        "parent compiles the graph from the first one on, then the expand callback; each lands in PyTensor's "
-        "cache, from which the parent loads what the child finished first (Numba compiles one function at a "
-        "time per process; `tests/test_nutpie_cache.py` checks the signatures match and the draws are those "
-        "of a warm start).",
+        "- On a cold start two forked children compile the callbacks: one the log-density's, from its first "
+        "scalar kernel on, the other the log-density's scalar kernels (PyTensor's `Composite` functions: the "
+        "log-gammas, the prior's erf and their derivatives) from the last one back, then the expand callback; "
+        "each lands in PyTensor's cache, from which the parent loads both as on a warm start (Numba compiles "
+        "one function at a time per process, and code it compiled in the sampling process would sample "
+        "differently from cached code; `tests/inference/test_nutpie_cache.py` and "
+        "`tests/inference/test_reproducible.py` check the draws are those of a warm start).",
         "- `attackprev.reporting.figure_workers.FigureWorkers` forks two processes when `attackprev fit` "
         "starts (before any "
         "sampler thread exists); at low priority (nice 10: the compilation on the critical path keeps its "

@@ -9,11 +9,13 @@ cores, most of it Numba compiling the array copy ``out[...] = grad``.
 
 :func:`compile_pymc_model` builds the same :class:`nutpie.compile_pymc.CompiledPyMCModel`
 with wrappers generated as source text whose layout depends only on the shapes of the
-data, registered under a key derived from PyTensor's key for the kernels they call, so
-Numba caches them beside PyTensor's kernels and a later process loads them in a fraction
-of a second. The wrappers call the same kernels on the same arrays, so the draws are
-bit-for-bit those of ``nutpie.compile_pymc_model`` for the same seed. If nutpie's internals
-differ from what this module expects, it falls back to ``nutpie.compile_pymc_model``.
+data, registered under a key derived from PyTensor's key for the kernels they call (and
+Numba's CPU name and features), so Numba caches them beside PyTensor's kernels and a later
+process loads them in a fraction of a second. The wrappers call the same kernels on the same
+arrays, so the draws are bit-for-bit those of ``nutpie.compile_pymc_model`` with a warm cache
+for the same seed; this process always loads the wrappers from the cache, so a cold start
+samples as a warm one (:func:`_compile_pair`). If nutpie's internals differ from what this
+module expects, it falls back to ``nutpie.compile_pymc_model``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def _wrapper_source(kind: str, n_dim: int, n_expanded: int, layout: list[tuple[i
 def _wrapper(kind: str, kernel: Any, n_dim: int, n_expanded: int, layout: list, total: int) -> tuple:
     """The Python function of one C callback around a PyTensor kernel, its signature and cache key."""
     import numba
+    from numba.core.registry import cpu_target
     from nutpie.compile_pymc import address_as_void_pointer
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 
@@ -91,7 +94,8 @@ def _wrapper(kind: str, kernel: Any, n_dim: int, n_expanded: int, layout: list, 
     kernel_key = CACHED_SRC_FUNCTIONS.get(kernel.py_func)
     key = None
     if kernel_key is not None:  # PyTensor caches the kernel, so the wrapper can be cached too
-        blob = f"{WRAPPER_VERSION}|{kernel_key}|{numba.__version__}|{src}"
+        codegen = cpu_target.target_context.codegen().magic_tuple()  # target, CPU name and features
+        blob = f"{WRAPPER_VERSION}|{kernel_key}|{numba.__version__}|{codegen}|{src}"
         key = "nutpie_" + kind + "_" + hashlib.sha256(blob.encode()).hexdigest()
     env = {
         "__name__": __name__,  # Numba rebuilds a cached function's globals from this module
@@ -129,8 +133,8 @@ def _precompile_scalar_kernels(fgraph: Any) -> None:
 
     PyTensor compiles each ``Composite`` (a fused scalar expression: the log-gammas, the
     prior's erf and their derivatives) as its own cached Numba function. Compiling them here
-    in reverse order while the parent compiles the graph in order means the parent finds the
-    later ones already in the cache (Numba reads it when it first needs each function).
+    in reverse order while another process compiles the graph in order means that process
+    finds the later ones already in the cache (Numba reads it when it first needs each function).
     """
     from pytensor.link.numba.dispatch.basic import get_numba_type, numba_funcify_ensure_cache
     from pytensor.scalar.basic import Composite
@@ -146,37 +150,43 @@ def _precompile_scalar_kernels(fgraph: Any) -> None:
 
 
 def _compile_pair(logp: tuple, expand: tuple, fgraph: Any = None) -> tuple[Any, Any]:
-    """Compile both callbacks; when neither is cached, a forked child helps.
+    """Compile both callbacks in forked children, then load them from the cache.
 
-    Compiling is single-threaded (Numba holds a lock). On a cold start the child compiles
-    the log-density's scalar kernels from the last one back (:func:`_precompile_scalar_kernels`)
-    while this process compiles from the first one on, then the expand callback; both land in
-    the cache, from which this process loads what the child finished first.
+    A callback compiled in this process calls the kernels Numba compiled here; one loaded from
+    the cache calls the copies linked into its own object code, and with fastmath the two can
+    differ in the last bits (the gradient of the catalogue's ``pooled`` variant does), so a cold
+    start sampled differently from a warm one. On a cold start this process therefore compiles
+    nothing itself: one child compiles the log-density's callback while another compiles the
+    log-density's scalar kernels from the last one back (:func:`_precompile_scalar_kernels`,
+    which the first child then finds in the cache) and the expand callback. Compiling is
+    single-threaded (Numba holds a lock), so the two children share the work. Without ``fork``,
+    or if a child fails, this process compiles what is missing itself.
     """
-    pid = 0
-    parallel = sys.platform == "linux" and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
-    if parallel and expand[2] is not None and not _cached(expand[2]) and not _cached(logp[2]):
+    missing = [w for w in (logp, expand) if w[2] is not None and not _cached(w[2])]
+    pids = []
+    if missing and sys.platform == "linux" and hasattr(os, "fork"):
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: compile into the cache and leave without the parent's exit handlers
-            code = 1
-            try:
-                if fgraph is not None:
+        try:
+            for wrapper in missing:
+                pid = os.fork()
+                if pid == 0:  # a child: compile into the cache and leave without the parent's exit handlers
+                    code = 1
                     try:
-                        _precompile_scalar_kernels(fgraph)
-                    except Exception:  # only a lost head start: this process compiles them anyway
-                        pass
-                _cfunc(expand)
-                code = 0
-            finally:
-                os._exit(code)
-    try:
-        logp_c = _cfunc(logp)
-    finally:
-        if pid:
-            os.waitpid(pid, 0)
-    return logp_c, _cfunc(expand)
+                        if wrapper is expand and len(missing) == 2 and fgraph is not None:
+                            try:
+                                _precompile_scalar_kernels(fgraph)
+                            except Exception:  # only a lost head start: the other child compiles them anyway
+                                pass
+                        _cfunc(wrapper)
+                        code = 0
+                    finally:
+                        os._exit(code)
+                pids.append(pid)
+        finally:
+            for pid in pids:
+                os.waitpid(pid, 0)
+    return _cfunc(logp), _cfunc(expand)
 
 
 def _layout(arrays: list[np.ndarray]) -> tuple[list[int], int]:
