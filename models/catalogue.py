@@ -21,9 +21,10 @@ line without ``--refit`` reuses a saved fit of the same data, priors, settings a
 
 from attackprev.config import OBSERVATIONS_CSV, REPORTS_DIR, SOURCES_CSV
 from attackprev.evidence.tables import load_evidence
-from attackprev.pipeline import RunOptions, run_fit
+from attackprev.pipeline import RunOptions, quiet_libraries, run_fit
 
 if __name__ == "__main__":
+    quiet_libraries()  # sampler warnings are summarised in the report's diagnostics
     evidence = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)
     result = run_fit(
         [], evidence, RunOptions(refit=True), out=REPORTS_DIR, all_techniques=True, command="python models/catalogue.py"

@@ -20,9 +20,10 @@ It writes exactly what ``attackprev fit T1102`` writes.
 
 from attackprev.config import OBSERVATIONS_CSV, REPORTS_DIR, SOURCES_CSV
 from attackprev.evidence.tables import load_evidence
-from attackprev.pipeline import RunOptions, run_fit
+from attackprev.pipeline import RunOptions, quiet_libraries, run_fit
 
 if __name__ == "__main__":
+    quiet_libraries()  # sampler warnings are summarised in the report's diagnostics
     evidence = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)  # data/observations.csv, data/sources.csv
     options = RunOptions()  # the default model and sampler settings: seed 20201102
     result = run_fit(["T1102"], evidence, options, out=REPORTS_DIR, command="python models/t1102.py")

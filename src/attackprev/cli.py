@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -63,16 +62,6 @@ def _interactive() -> bool:
     return sys.stderr.isatty() and os.environ.get("CI", "") == ""
 
 
-def _quiet_libraries() -> None:
-    import logging
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=RuntimeWarning)
-    for name in ("pymc", "pytensor", "arviz", "numba"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 @app.command()
 @user_errors
 def fit(
@@ -121,7 +110,7 @@ def fit(
     from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
     from attackprev.evidence.attack import check_technique_id
     from attackprev.evidence.tables import check_technique_format, load_evidence
-    from attackprev.pipeline import RunOptions, plan_run, run_fit
+    from attackprev.pipeline import RunOptions, plan_run, quiet_libraries, run_fit
 
     if not techniques and not all_techniques:
         raise InputError("name at least one technique, e.g. `attackprev fit T1102`, or use --all")
@@ -155,7 +144,7 @@ def fit(
 
     interactive = _interactive()
     if not interactive:
-        _quiet_libraries()
+        quiet_libraries()
     command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev fit " + " ".join(ids)
     workers = None
     if figures and plan.engine == "mcmc" and ids:

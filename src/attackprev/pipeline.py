@@ -92,6 +92,17 @@ class RunResult:
     lines: list[str] = field(default_factory=list)
 
 
+def quiet_libraries() -> None:
+    """Silence the libraries' warnings and log lines (what they warn of is in the reports' diagnostics)."""
+    import logging
+    import warnings
+
+    for category in (FutureWarning, UserWarning, RuntimeWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("pymc", "pytensor", "arviz", "numba"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _sampler_options(options: RunOptions) -> dict[str, int]:
     return {k: v for k in ("draws", "tune", "chains", "seed") if (v := getattr(options, k)) is not None}
 
