@@ -17,6 +17,7 @@ report: $(STAMP)
 	$(PY) models/catalogue.py
 	$(PY) models/t1102.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
+	$(PY) scripts/strip-notebook-timing notebooks/*.ipynb
 
 test: $(STAMP)
 	$(PY) -m ruff check .
