@@ -295,10 +295,12 @@ plt.show()
 small = min(named)
 as_weight = fit_exact(y, n, prior, weights=weights_with(MT, small / n[MT])).mu.mean
 as_count = denominator_sweep(y, n, prior, MT, 100 * y[MT] / n[MT], [small], decimals=None)[0]["mean"]
+gap = abs(as_weight - as_count)
+gap_text = "less than 1e-12 (rounding error)" if gap < 1e-12 else f"{gap:.1e}"
 display(
     Markdown(
         f"Weight {small / n[MT]:.3f} on 9 of 227: mean μ = {as_weight:.5f}. A fractional {y[MT] * small / n[MT]:.3f} "
-        f"of {small}: mean μ = {as_count:.5f} (difference {abs(as_weight - as_count):.1e}). So denominators below "
+        f"of {small}: mean μ = {as_count:.5f} (they differ by {gap_text}). So denominators below "
         "227 are weights below 1, and denominators above it are weights above 1 (more evidence than counted)."
     )
 )

@@ -277,13 +277,15 @@ def cache_dir() -> Path:
 
 
 def result_to_tree(result: CatalogueResult) -> xr.DataTree:
-    """The result as it is saved: the compact posterior, with everything else as JSON attributes."""
+    """The result as it is saved: the compact posterior, with everything else as JSON attributes.
+
+    The fitting times are left out, so the same fit saves the same bytes.
+    """
     tree = result.tree.copy()
     tree.attrs.update(
         {
             "all_diagnostics": json.dumps({k: d.to_dict() for k, d in result.diagnostics.items()}),
             "comparison": json.dumps(result.comparison),
-            "seconds": json.dumps(result.seconds),
             "draws_sha256": draws_digest(result.tree),
         }
     )
@@ -335,7 +337,7 @@ def load_result(
             key=key,
             priors=priors,
             settings=settings,
-            seconds=json.loads(tree.attrs["seconds"]),
+            seconds={},  # not saved: a saved result should not change with the machine's load
         )
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None

@@ -282,7 +282,12 @@ class ExactPosterior:
         return out
 
     def accuracy(self) -> dict:
-        """Refit on a grid twice as fine; the largest change of any figure bounds the error."""
+        """Refit on a grid twice as fine; the largest change of any figure bounds the error.
+
+        The changes are differences of nearly equal numbers, so only their first digits mean
+        anything (the last ones move with the processor's vector maths): they are rounded to
+        two significant figures.
+        """
         finer = fit_exact(
             self.successes,
             self.trials,
@@ -297,9 +302,9 @@ class ExactPosterior:
         return {
             "resolution": self.resolution,
             "refined_resolution": finer.resolution,
-            "max_abs_change": moved[worst],
+            "max_abs_change": float(f"{moved[worst]:.2g}"),
             "max_abs_change_figure": worst,
-            "mu_mean_change": moved["mu.mean"],
+            "mu_mean_change": float(f"{moved['mu.mean']:.2g}"),
         }
 
 

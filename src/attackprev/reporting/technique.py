@@ -568,7 +568,10 @@ def write_technique_report(
 
 
 def save_posterior(tree, path: Path) -> None:
-    """Save the DataTree compactly (sample statistics the report does not use are dropped)."""
+    """Save the DataTree compactly (sample statistics the report does not use are dropped).
+
+    ArviZ's ``created_at`` time stamps are dropped too, so the same fit writes the same file.
+    """
     import xarray as xr
 
     keep = ["diverging", "step_size", "depth", "energy", "mean_tree_accept", "n_steps"]
@@ -577,6 +580,7 @@ def save_posterior(tree, path: Path) -> None:
         ds = node.to_dataset()
         if name == "sample_stats":
             ds = ds[[v for v in keep if v in ds.data_vars]]
+        ds.attrs = {k: v for k, v in ds.attrs.items() if k != "created_at"}
         groups[name] = ds
     out = xr.DataTree.from_dict(groups)
     out.attrs.update(tree.attrs)
