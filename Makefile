@@ -3,14 +3,19 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SHELL  := bash
+.SHELLFLAGS := -o pipefail -c
+# pip warns once per package about index folders named in this machine's pip.conf that do not exist; hide that line only
+PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: report test test-fast lint format bench validation clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@py=$$(scripts/find-python) || exit 1; \
 	if [ ! -x "$(PY)" ]; then echo "creating $(VENV) with $$py"; "$$py" -m venv "$(VENV)" || exit 1; fi
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	@echo "installing attackprev and its test dependencies into $(VENV) (versions pinned by constraints.txt)"
+	@$(PY) -m pip install --quiet --upgrade pip $(PIPQUIET)
+	@$(PY) -m pip install --quiet -c constraints.txt -e '.[test]' $(PIPQUIET)
 	@touch $(STAMP)
 
 report: $(STAMP)
