@@ -154,7 +154,7 @@ def test_no_top_level_models_package_is_installed():
     assert spec is None or "site-packages" not in str(spec.origin or ""), spec
 
 
-@pytest.mark.parametrize("constant", ["DATA_DIR", "HDI_PROB", "DIAGNOSTIC_LIMITS", "CATALOGUE_DIR"])
+@pytest.mark.parametrize("constant", ["DATA_DIR", "HDI_PROB", "DIAGNOSTIC_LIMITS", "CATALOGUE_DIR", "DEFAULT_MODEL"])
 def test_constants_are_defined_once(constant):
     """Paths, the interval probability and the diagnostic limits live in attackprev.config only."""
     defined = []

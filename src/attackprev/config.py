@@ -26,6 +26,11 @@ ATTACK_DIR = DATA_DIR / "attack"
 #: Sub-folder of a reports folder that holds the multi-technique (catalogue) report.
 CATALOGUE_DIR = "techniques"
 
+#: Names of the two models a technique's probability can come from; the first is the default estimand.
+MULTI_TECHNIQUE = "multi-technique"
+SINGLE_TECHNIQUE = "single-technique"
+DEFAULT_MODEL = MULTI_TECHNIQUE
+
 #: Probability of every credible / highest-density interval the project reports.
 HDI_PROB = 0.94
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attackprev.config import HDI_PROB
+from attackprev.config import HDI_PROB, MULTI_TECHNIQUE, SINGLE_TECHNIQUE
 from attackprev.errors import InputError
 from attackprev.evidence.tables import Evidence, Observation
 from attackprev.inference.diagnostics import diagnose
@@ -204,8 +204,8 @@ def sensitivity_table(
 
 
 #: Short names of the two models a technique report can headline.
-MULTI = "multi-technique"
-SINGLE = "single-technique"
+MULTI = MULTI_TECHNIQUE
+SINGLE = SINGLE_TECHNIQUE
 
 
 def analyse_technique(

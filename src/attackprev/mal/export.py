@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from attackprev.atomic import write_text_atomic
-from attackprev.config import CATALOGUE_DIR, STEPS_CSV
+from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV
 from attackprev.errors import InputError
 from attackprev.mal.dictionary import ttc_dicts
 from attackprev.mal.expressions import format_probability, ttc_expression
 from attackprev.mal.malfile import TtcChange, patch_mal
 from attackprev.mal.mapping import (
-    DEFAULT_MODEL,
     Estimate,
     estimates_from_catalogue,
     estimates_from_reports,

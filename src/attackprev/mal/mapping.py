@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attackprev.config import CATALOGUE_DIR, STEPS_CSV
+from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV
 from attackprev.errors import InputError
 from attackprev.mal.expressions import IDENTIFIER, _check_probability, _contains_bernoulli, _parse, _unwrap, parse_ttc
 
@@ -181,7 +181,6 @@ def published_time_factor(published: str) -> tuple[str | None, str | None]:
 
 #: ``summary["mal"]["model"]`` of a report whose headline is the default, multi-technique
 #: model; the catalogue table (``<reports>/techniques/catalogue.csv``) is that model's too.
-DEFAULT_MODEL = "multi-technique"
 
 
 @dataclass(frozen=True)
