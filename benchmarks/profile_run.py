@@ -18,7 +18,7 @@ import time
 
 #: (module, attribute) -> stage name. Methods are given as "Class.method".
 STAGES = {
-    ("attackprev.reporting.catalogue", "load_cached_catalogue"): "load the saved multi-technique posterior",
+    ("attackprev.inference.catalogue", "load_result"): "load the saved multi-technique posterior (fit cache)",
     ("attackprev.inference.exact", "fit_exact"): "exact engine: grid posterior",
     ("attackprev.analysis.technique", "_exact_rows"): "exact engine: κ, θ and θ_new summaries",
     ("attackprev.inference.exact", "ExactPosterior.accuracy"): "exact engine: accuracy check (grid twice as fine)",
@@ -28,8 +28,8 @@ STAGES = {
     ("nutpie", "sample"): "MCMC: nutpie sampling",
     ("attackprev.inference.mcmc", "add_derived"): "MCMC: θ draws, prior and predictive draws",
     ("attackprev.analysis.technique", "_mcmc_rows"): "ArviZ: posterior table (HDI, ESS, R-hat, MCSE)",
-    ("attackprev.inference.mcmc", "diagnose"): "ArviZ: diagnostics",
-    ("attackprev.analysis.technique", "_use_catalogue"): "multi-technique headline",
+    ("attackprev.inference.diagnostics", "diagnose"): "ArviZ: diagnostics",
+    ("attackprev.analysis.technique", "_multi_block"): "multi-technique headline",
     ("attackprev.reporting.technique", "save_posterior"): "write posterior.nc",
     ("attackprev.reporting.figures", "write_figures"): "figures drawn in this process",
     ("attackprev.reporting.figure_workers", "PendingFigures.wait"): "figures: waiting for the workers",
@@ -41,7 +41,8 @@ IMPORTS = (
     "attackprev.cli",
     "attackprev.analysis.technique",
     "attackprev.reporting.technique",
-    "attackprev.reporting.catalogue",
+    "attackprev.pipeline",
+    "attackprev.inference.catalogue",
     "attackprev.mal.mapping",
     "attackprev.evidence.attack",
     "pymc",
@@ -84,7 +85,8 @@ def _patch() -> None:
         original = getattr(module, attr)
         wrapped = _timed(stage, original)
         for mod in list(sys.modules.values()):  # also where it was imported by name
-            if getattr(mod, "__name__", "").startswith(("models", "nutpie")) and getattr(mod, attr, None) is original:
+            ours = getattr(mod, "__name__", "").startswith(("attackprev", "nutpie"))
+            if ours and getattr(mod, attr, None) is original:
                 setattr(mod, attr, wrapped)
 
 
@@ -105,7 +107,7 @@ def main() -> None:
             raise
     done = time.perf_counter()
     accounted = sum(totals.values())
-    stages = {"imports (pymc, nutpie, arviz, matplotlib, xarray, scipy, models)": imported - start} | totals
+    stages = {"imports (pymc, nutpie, arviz, matplotlib, xarray, scipy, attackprev)": imported - start} | totals
     stages["everything else (command line, evidence, ATT&CK table, summary.json, ...)"] = (
         done - patched - accounted + (patched - imported)
     )
