@@ -12,6 +12,7 @@ what produced it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -146,7 +147,9 @@ def add_derived(
             {
                 "mu": (("chain", "draw"), pmu[None]),
                 "kappa": (("chain", "draw"), pkappa[None]),
-                "log_kappa": (("chain", "draw"), np.log(pkappa)[None]),
+                # the C library's log, not NumPy's: NumPy's vector code differs in the last bit between
+                # AVX-512 and AVX2 processors, and the saved file should be the same on both
+                "log_kappa": (("chain", "draw"), np.array([math.log(k) for k in pkappa])[None]),
                 "theta": (("chain", "draw", "source"), ptheta[None]),
                 "theta_new": (("chain", "draw"), ptheta_new[None]),
             },
