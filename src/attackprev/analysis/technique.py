@@ -79,13 +79,18 @@ def _evidence_rows(evidence: Evidence, observations: list[Observation], weights:
 
 
 def _display_path(path: str) -> str:
-    """A path relative to the working directory when it lies below it."""
+    """The bundled data relative to the project (wherever the run starts), else relative to the working folder."""
     from pathlib import Path
 
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    from attackprev.config import PROJ_ROOT
+
+    resolved = Path(path).resolve()
+    for base in (PROJ_ROOT, Path.cwd()):
+        try:
+            return str(resolved.relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
 
 
 def _published(technique_id: str, observations: list[Observation]) -> dict:
