@@ -225,3 +225,37 @@ def test_export_mal_covers_the_whole_catalogue():
     assert t1102["mal"]["model"] == "multi-technique"  # the same model as the catalogue, so the same value
     assert f"| webService [{t1102['mal']['expression']}]" in steps
     assert "reports/techniques/catalogue.csv" in proc.stdout
+
+
+@pytest.mark.slow
+def test_fresh_fit_all_with_two_techniques_carries_a_failed_multi_technique_fit_to_exit_3(tmp_path):
+    """A fresh `fit --all` through the command line, two techniques in one call, too few draws to pass."""
+    from tests.test_pipeline import SMALL
+
+    data = write_csv(tmp_path / "small.csv", SMALL)
+    out = tmp_path / "out"
+    args = ["fit", "--all", "T1102", "T1059", "--data", str(data), "--draws", "100", "--tune", "100"]
+    env = os.environ | {"PYTHONPATH": str(ROOT), "ATTACKPREV_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [*ATTACKPREV, *args, "--chains", "2", "--no-figures", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "fitted" in proc.stdout and "DIAGNOSTICS FAILED" in proc.stdout
+    catalogue = (out / "techniques" / "catalogue.md").read_text().splitlines()
+    assert "FAILED ITS DIAGNOSTICS" in catalogue[2]
+    for tid in ("t1102", "t1059"):
+        summary = json.loads((out / tid / "summary.json").read_text())
+        assert summary["model"] == "multi-technique" and summary["diagnostics"]["passed"] is False
+        assert summary["settings"] | {"target_accept": None} == {
+            "draws": 100,
+            "tune": 100,
+            "chains": 2,
+            "seed": 20201102,
+            "target_accept": None,
+        }
+        assert any("bulk ESS" in p for p in summary["diagnostics"]["problems"])
+        assert "FAILED ITS DIAGNOSTICS" in (out / tid / "report.md").read_text().splitlines()[2]

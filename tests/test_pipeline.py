@@ -167,3 +167,21 @@ def test_an_edited_cache_entry_is_rejected(small, tmp_path, monkeypatch):
     edited["posterior"]["mu"] = edited["posterior"]["mu"] * 2
     edited.to_netcdf(path, engine="h5netcdf")
     assert load_result(path, small, priors, settings) is None
+
+
+def test_every_input_of_a_fit_changes_its_cache_key(bundled):
+    """Data (including a --trials override), priors and settings each give another key: no stale fit is reused."""
+    from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+    from attackprev.inference.catalogue import CataloguePriors, CatalogueSettings, cache_key
+
+    base = cache_key(bundled, CataloguePriors(), CatalogueSettings())
+    overridden = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV, {"mtrends2020": 300})
+    keys = {
+        base,
+        cache_key(overridden, CataloguePriors(), CatalogueSettings()),
+        cache_key(bundled, CataloguePriors(log_kappa_sd=2.0), CatalogueSettings()),
+        cache_key(bundled, CataloguePriors(), CatalogueSettings(draws=1000)),
+        cache_key(bundled, CataloguePriors(), CatalogueSettings(seed=1)),
+    }
+    assert len(keys) == 5
+    assert cache_key(bundled, CataloguePriors(), CatalogueSettings()) == base  # and the same inputs, the same key
