@@ -175,7 +175,7 @@ def test_every_input_of_a_fit_changes_its_cache_key(bundled):
     from attackprev.inference.catalogue import CataloguePriors, CatalogueSettings, cache_key
 
     base = cache_key(bundled, CataloguePriors(), CatalogueSettings())
-    overridden = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV, {"mtrends2020": 300})
+    overridden = load_evidence(OBSERVATIONS_CSV, SOURCES_CSV, {"mtrends2020": 454})  # a multiple of 227 fits too
     keys = {
         base,
         cache_key(overridden, CataloguePriors(), CatalogueSettings()),
