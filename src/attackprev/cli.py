@@ -162,6 +162,7 @@ def fit(
             progress=interactive,
             workers=workers,
             echo=typer.echo,
+            plan=plan,
         )
     finally:
         if workers is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attackprev.analysis.technique import MULTI, SINGLE
@@ -185,10 +185,6 @@ def plan_run(options: RunOptions, evidence: Evidence, techniques: list[str], all
     )
 
 
-def _settings_text(settings) -> str:
-    return f"seed {settings.seed}, {settings.chains} chains × {settings.draws} draws after {settings.tune} tuning steps"
-
-
 def run_fit(
     techniques: list[str],
     evidence: Evidence,
@@ -200,6 +196,7 @@ def run_fit(
     progress: bool = False,
     workers=None,
     echo: Callable[[str], None] | None = None,
+    plan: RunPlan | None = None,
 ) -> RunResult:
     """Fit and write reports: ``OUT/techniques/`` with ``all_techniques``, ``OUT/<id>/`` per technique.
 
@@ -223,18 +220,20 @@ def run_fit(
         :class:`attackprev.reporting.figure_workers.FigureWorkers` to draw figures in parallel.
     echo
         Where one-line results go (default: stdout).
+    plan
+        What :func:`plan_run` made of these ``options`` (made here when omitted).
 
     Returns
     -------
     RunResult
     """
     from attackprev.analysis.technique import analyse_technique
-    from attackprev.reporting.technique import write_technique_report
+    from attackprev.reporting.technique import settings_text, write_technique_report
 
     options = options or RunOptions()
     echo = echo or print
     out = Path(out)
-    plan = plan_run(options, evidence, techniques, all_techniques)
+    plan = plan or plan_run(options, evidence, techniques, all_techniques)
     command = command or "attackprev fit " + " ".join((["--all"] if all_techniques else []) + techniques)
     result = RunResult()
 
@@ -256,7 +255,7 @@ def run_fit(
         status = "diagnostics passed" if catalogue.passed else "DIAGNOSTICS FAILED"
         say(
             f"multi-technique model: {len(catalogue.data.techniques)} techniques, variant {catalogue.variant}, "
-            f"{_settings_text(plan.multi)} ({how} in {time.perf_counter() - start:.1f} s; {status})"
+            f"{settings_text(asdict(plan.multi))} ({how} in {time.perf_counter() - start:.1f} s; {status})"
         )
         result.failed |= not catalogue.passed
         if all_techniques:
@@ -282,17 +281,8 @@ def run_fit(
             workers=workers if options.figures and plan.engine == "mcmc" else None,
             estimand_note=plan.note,
         )
-        s = analysis.summary
-        s["reproduce"] = {
-            "command": command,
-            "headline": f"{s['model_description']}, "
-            + (
-                _settings_text(plan.multi if plan.headline == MULTI else plan.single)
-                if s["engine"] == "mcmc"
-                else "exact grid engine (no sampling)"
-            ),
-        }
         target = write_technique_report(analysis, out, command=command, figures=options.figures)
+        s = analysis.summary
         result.targets.append(target)
         lo, hi = s["prevalence"]["hdi_94"]
         d = s["diagnostics"]

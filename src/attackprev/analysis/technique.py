@@ -10,7 +10,7 @@ summary alone (:mod:`attackprev.reporting.technique`), so every number it states
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -342,7 +342,7 @@ def _analyse(
                 f"MCMC mean of mu differs from the exact mean by {agreement['mu_mean_diff_in_mcse']:.1f} MCSE (> 3)"
             )
         diagnostics = diag.to_dict() | {"engine": "mcmc"}
-        sampler = _settings_dict(settings)
+        sampler = asdict(settings)
     else:
         rows = exact_rows
         comparison = comparison_exact
@@ -444,13 +444,6 @@ def _analyse(
     )
 
 
-def _settings_dict(settings) -> dict:
-    """Sampler settings as written to ``summary.json`` (the seed among them)."""
-    from dataclasses import asdict
-
-    return asdict(settings)
-
-
 def _compare(mu: np.ndarray, point: float, hdi_94) -> dict:
     """Where the point estimate falls in the posterior draws of μ."""
     below = float(np.mean(mu <= point))
@@ -488,8 +481,6 @@ def _catalogue_headline(result, technique_id: str) -> Headline:
 
 def _multi_block(result, headline: Headline, technique_id: str, point: float, ttc: dict, naive: float) -> dict:
     """The multi-technique model's results for one technique (``models.multi_technique``)."""
-    from dataclasses import asdict
-
     from arviz_stats.base import array_stats
 
     post = result.tree["posterior"]

@@ -166,6 +166,7 @@ def fit_catalogue(
     else:
         chosen, table = next(iter(trees)), []
     tree = compact_tree(trees[chosen])
+    key = cache_key(evidence, priors, settings)
     tree.attrs.update(
         {
             "variant": chosen,
@@ -174,13 +175,11 @@ def fit_catalogue(
             "seed": settings.seed,
             "sampler": json.dumps(asdict(settings)),
             "versions": json.dumps(package_versions()),
-            "cache_key": cache_key(evidence, priors, settings),
+            "cache_key": key,
             "diagnostics": json.dumps(diags[chosen].to_dict()),
         }
     )
-    return CatalogueResult(
-        data, chosen, tree, diags, table, cache_key(evidence, priors, settings), priors, settings, seconds
-    )
+    return CatalogueResult(data, chosen, tree, diags, table, key, priors, settings, seconds)
 
 
 #: What the saved catalogue posterior keeps: enough for every per-technique figure.

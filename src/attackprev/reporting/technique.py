@@ -454,21 +454,26 @@ def _diagnostics(s: dict) -> list[str]:
     return out + _table(["check", "value", "required"], rows)
 
 
+def settings_text(settings: dict | None) -> str:
+    """'seed S, C chains × D draws after T tuning steps' (or the exact engine's words when nothing was sampled)."""
+    if settings is None:
+        return "exact grid engine (no sampling)"
+    return (
+        f"seed {settings['seed']}, {settings['chains']} chains × {settings['draws']} draws after "
+        f"{settings['tune']} tuning steps"
+    )
+
+
 def _reproduce(s: dict, command: str) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in s["versions"].items())
-    r = s.get("reproduce") or {"command": command, "headline": s["model_description"]}
     single = _single(s)
     beside = ""
     if _multi(s) is not None and single["settings"]:
-        st = single["settings"]
-        beside = (
-            f" The single-technique fit beside it: seed {st['seed']}, {st['chains']} chains × {st['draws']} draws "
-            f"after {st['tune']} tuning steps."
-        )
+        beside = f" The single-technique fit beside it: {settings_text(single['settings'])}."
     return [
         "## Reproduce",
         "",
-        f"`{r['command'] or command}` — headline: {r['headline']}.{beside} Data SHA-256 `{s['data_sha256'][:16]}…` "
+        f"`{command}` — headline: {s['reproduce']['headline']}.{beside} Data SHA-256 `{s['data_sha256'][:16]}…` "
         f"(`{s['data_file']}`). Versions: {versions}.",
     ]
 
@@ -525,6 +530,7 @@ def write_technique_report(
     from attackprev.inference.diagnostics import package_versions
 
     s = analysis.summary
+    s["reproduce"] = {"command": command, "headline": f"{s['model_description']}, {settings_text(s['settings'])}"}
     s["versions"] = package_versions()
     target = Path(out_dir) / s["technique_id"].lower()
     step = None
