@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 report: $(STAMP)
+	$(VENV)/bin/attackprev evidence build
 	$(PY) models/catalogue.py
 	$(PY) models/t1102.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb

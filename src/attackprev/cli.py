@@ -174,13 +174,90 @@ def fit(
 @app.command("list")
 @user_errors
 def list_evidence(
-    data: Annotated[Path | None, typer.Option(help="CSV of observations instead of the bundled one.")] = None,
+    techniques: Annotated[list[str] | None, typer.Argument(help="ATT&CK IDs to show in detail, e.g. T1102.")] = None,
+    data: Annotated[Path | None, typer.Option(help="CSV of observations instead of the bundled evidence.")] = None,
+    members: Annotated[
+        bool, typer.Option("--members", help="With technique IDs: also list what makes up each count.")
+    ] = False,
 ) -> None:
-    """List the techniques and sources the evidence covers."""
-    from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+    """List the evidence: every technique's sources and counts (the evidence base v2), or a --data file."""
+    if data is not None:
+        _list_observations(data)
+        return
+    from attackprev.evidence.counts import load_counts
+    from attackprev.evidence.tables import check_technique_format
+
+    table = load_counts()
+    if techniques:
+        from attackprev.evidence.attack import check_technique_id
+
+        for t in techniques:
+            check_technique_id(check_technique_format(t))
+        _list_detail(table, techniques, members)
+        return
+    by_tech: dict[str, list] = {}
+    for c in table.counts:
+        by_tech.setdefault(c.technique_id, []).append(c)
+    complete = [s for s in table.used_sources() if table.sources[s].coverage == "complete"]
+    typer.echo(
+        f"{len(table.techniques())} techniques with a nonzero count, {len(table.used_sources())} sources in "
+        f"{len(table.families())} families ({table.path}); counts k/n, zeros of the {len(complete)} complete "
+        "sources not shown. `attackprev list T1102` shows one technique in full."
+    )
+    for tid in sorted(by_tech):
+        shown = ", ".join(f"{c.source_id} {c.successes}/{c.trials}" for c in by_tech[tid] if c.successes > 0)
+        typer.echo(f"  {tid:10s} {shown or '(0 in every complete source)'}")
+    typer.echo("sources:")
+    for sid in table.used_sources():
+        src = table.sources[sid]
+        rows = [c for c in table.counts if c.source_id == sid]
+        positive = sum(c.successes > 0 for c in rows)
+        ns = sorted({c.trials for c in rows})
+        n = str(ns[0]) if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+        typer.echo(
+            f"  {sid:24s} {src.family:17s} {src.coverage:8s} n = {n} ({rows[0].trials_basis}), one trial = {src.unit}; "
+            f"{positive} techniques with k > 0"
+        )
+
+
+def _list_detail(table, techniques: list[str], members: bool) -> None:
+    from attackprev.config import MEMBERS_CSV
+    from attackprev.evidence.attack import attack_table
+    from attackprev.evidence.tables import read_table
+
+    lists = {}
+    if members:
+        rows, _ = read_table(MEMBERS_CSV, ["source_id", "technique_id", "members"])
+        lists = {(r["technique_id"], r["source_id"]): r["members"] for _, r in rows}
+    for tid in techniques:
+        rows = table.for_technique(tid)
+        typer.echo(
+            f"{tid} {attack_table()[tid].display_name}: "
+            f"{sum(c.successes > 0 for c in rows)} of {len(rows)} sources with k > 0"
+        )
+        for c in rows:
+            src = table.sources[c.source_id]
+            extra = []
+            if c.successes_exact is not None and c.successes_exact != c.successes:
+                extra.append(f"{c.successes_exact} name {tid} itself")
+            if c.percent:
+                extra.append(f"published {c.percent} %")
+            if c.raw_ids:
+                extra.append(f"as {c.raw_ids}")
+            typer.echo(
+                f"  {c.source_id:24s} {c.successes:5d} / {c.trials:<6d} {c.trials_basis:9s} {src.family:17s} "
+                f"one trial = {src.unit}" + (f"  ({'; '.join(extra)})" if extra else "")
+            )
+            if c.raw_rows:
+                typer.echo(f"      rows: {c.raw_rows}")
+            if members and (tid, c.source_id) in lists:
+                typer.echo(f"      members: {lists[(tid, c.source_id)]}")
+
+
+def _list_observations(data: Path) -> None:
     from attackprev.evidence.tables import load_evidence
 
-    evidence = load_evidence(data or OBSERVATIONS_CSV, SOURCES_CSV if data is None else None)
+    evidence = load_evidence(data, None)
     by_tech: dict[str, list] = {}
     for o in evidence.observations:
         by_tech.setdefault(o.technique_id, []).append(o)
@@ -188,14 +265,58 @@ def list_evidence(
     for tid in sorted(by_tech):
         figures = ", ".join(f"{o.source_id} {o.successes}/{o.trials}" for o in by_tech[tid])
         typer.echo(f"  {tid:10s} {figures}")
-    typer.echo("sources:")
-    for sid in sorted({o.source_id for o in evidence.observations}):
-        count = sum(o.source_id == sid for o in evidence.observations)
-        src = evidence.sources.get(sid)
-        basis = next(o.trials_basis for o in evidence.observations if o.source_id == sid)
-        trials = next(o.trials for o in evidence.observations if o.source_id == sid)
-        label = f" — {src.population}" if src and src.population else ""
-        typer.echo(f"  {sid:26s} {count:3d} techniques, n = {trials} ({basis}){label}")
+
+
+evidence_app = typer.Typer(
+    no_args_is_help=True, help="Build and check the evidence base from the raw copies in data/raw/."
+)
+app.add_typer(evidence_app, name="evidence")
+
+
+@evidence_app.command("build")
+@user_errors
+def evidence_build(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only compare: exit 1 if a table or the report is not what the build gives."),
+    ] = False,
+    report: Annotated[Path | None, typer.Option(help="Where to write the evidence report.")] = None,
+) -> None:
+    """Rebuild data/evidence/ (counts, members, excluded rows) and reports/evidence.md from the raw copies."""
+    from attackprev.atomic import write_text_atomic
+    from attackprev.config import EVIDENCE_DIR, REPORTS_DIR
+    from attackprev.evidence.audit.sources import mtrends_denominators, source_findings, tie_overlaps
+    from attackprev.evidence.build import build_evidence, stale_tables, write_evidence
+    from attackprev.evidence.counts import load_counts
+    from attackprev.evidence.ids import load_decisions
+    from attackprev.reporting.evidence import render_evidence_markdown
+
+    built = build_evidence()
+    report_path = report or REPORTS_DIR / "evidence.md"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # check what was built before replacing anything
+        write_evidence(built, tmp)
+        table = load_counts(Path(tmp) / "counts.csv")
+        text = render_evidence_markdown(
+            built, table, source_findings(load_decisions()), mtrends_denominators(), tie_overlaps()
+        )
+    if check:
+        stale = [f"{EVIDENCE_DIR / name}" for name in stale_tables(built)]
+        if not report_path.is_file() or report_path.read_text(encoding="utf-8") != text:
+            stale.append(str(report_path))
+        if stale:
+            typer.echo(
+                f"attackprev: {', '.join(stale)} differ from what the build gives; run `attackprev evidence build`",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"{EVIDENCE_DIR} and {report_path}: as the build gives them")
+        return
+    for path in write_evidence(built):
+        typer.echo(f"wrote {path}")
+    write_text_atomic(report_path, text)
+    typer.echo(f"wrote {report_path}")
 
 
 @app.command("export-mal")

@@ -22,6 +22,15 @@ NOTES_CSV = DATA_DIR / "enterpriselang_notes.csv"
 STEPS_CSV = DATA_DIR / "enterpriselang_steps.csv"
 EXCLUDED_CSV = DATA_DIR / "excluded.csv"
 ATTACK_DIR = DATA_DIR / "attack"
+#: Evidence base v2: raw copies of published data sets (as published, with their licences), the
+#: hand-edited decisions about IDs the copies spell wrongly, and the tables built from them.
+RAW_DIR = DATA_DIR / "raw"
+ID_DECISIONS_CSV = DATA_DIR / "id_decisions.csv"
+EVIDENCE_DIR = DATA_DIR / "evidence"
+COUNTS_CSV = EVIDENCE_DIR / "counts.csv"
+MEMBERS_CSV = EVIDENCE_DIR / "members.csv"
+EXCLUDED_ROWS_CSV = EVIDENCE_DIR / "excluded_rows.csv"
+ELANG_ATTACK_STEPS_CSV = DATA_DIR / "enterpriselang_attack_steps.csv"
 
 #: Sub-folder of a reports folder that holds the multi-technique (catalogue) report.
 CATALOGUE_DIR = "techniques"

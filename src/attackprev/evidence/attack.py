@@ -46,6 +46,8 @@ class Technique:
         For a revoked ID, the ID that replaced it (which may itself be revoked).
     url
         The technique's page on attack.mitre.org.
+    tactics
+        The tactics (kill-chain phases) it serves, e.g. ``("command-and-control",)``.
     """
 
     id: str
@@ -55,6 +57,7 @@ class Technique:
     deprecated: bool
     revoked_by: str | None
     url: str
+    tactics: tuple[str, ...] = ()
 
     @property
     def parent_id(self) -> str:
@@ -120,6 +123,7 @@ def attack_table() -> dict[str, Technique]:
                 deprecated=_parse_bool(row["deprecated"], tid),
                 revoked_by=row["revoked_by"] or None,
                 url=row["url"],
+                tactics=tuple(t for t in row["tactics"].split(";") if t),
             )
     return table
 

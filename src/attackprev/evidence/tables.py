@@ -32,7 +32,10 @@ from attackprev.errors import InputError
 from attackprev.evidence.denominators import Recovery, consistent_count, recover_denominator
 
 TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$")
-TRIALS_BASES = ("published", "inferred", "assumed")
+TRIALS_BASES = ("published", "inferred", "assumed", "counted")
+#: ``complete``: every technique was counted (absent means 0 of n); ``partial``: only the listed rows
+#: (absent means unknown, never 0).
+COVERAGES = ("complete", "partial")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class Source:
     trials_basis: str = "published"
     percent_decimals: int | None = None
     notes: str = ""
+    family: str = ""
+    unit: str = ""
+    coverage: str = "partial"
+    publisher: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,6 +218,11 @@ def load_sources(path: str | Path = SOURCES_CSV) -> dict[str, Source]:
         if trials is None and basis != "inferred":
             raise InputError(f"trials is blank but trials_basis is {basis!r}", path, line)
         dec = r.get("percent_decimals", "")
+        if "family" in r and not r["family"]:
+            raise InputError("family is blank (the publisher or data set the source belongs to)", path, line)
+        coverage = r.get("coverage", "") or "partial"
+        if coverage not in COVERAGES:
+            raise InputError(f"coverage {coverage!r} must be one of {', '.join(COVERAGES)}", path, line)
         out[sid] = Source(
             source_id=sid,
             citation=r.get("citation", ""),
@@ -220,6 +233,11 @@ def load_sources(path: str | Path = SOURCES_CSV) -> dict[str, Source]:
             trials_basis=basis if trials is None else ("published" if basis == "inferred" else basis),
             percent_decimals=_int_field(dec, "percent_decimals", path, line) if dec else None,
             notes=r.get("notes", ""),
+            family=r.get("family", sid),
+            unit=r.get("unit", ""),
+            coverage=coverage,
+            publisher=r.get("publisher", ""),
+            line=line,
         )
     return out
 
