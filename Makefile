@@ -22,6 +22,7 @@ report: $(STAMP)
 	$(VENV)/bin/attackprev evidence build
 	$(PY) models/catalogue.py
 	$(PY) models/t1102.py
+	$(PY) models/sources.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 	$(PY) scripts/strip-notebook-timing notebooks/*.ipynb
 
@@ -42,6 +43,7 @@ format: $(STAMP)
 
 validation: $(STAMP)
 	$(PY) -m attackprev.validation
+	$(PY) -m attackprev.validation.sources
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -319,6 +319,40 @@ def evidence_build(
     typer.echo(f"wrote {report_path}")
 
 
+@app.command()
+@user_errors
+def synthesis(
+    target: Annotated[
+        str, typer.Option(help="Family whose scale the probabilities are on (default mtrends: share of intrusions).")
+    ] = "mtrends",
+    trials: Annotated[
+        list[str] | None, typer.Option(help="Override an assumed or inferred n: SOURCE=N (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for reports (writes OUT/sources/).")] = Path("reports"),
+    draws: Annotated[int | None, typer.Option(min=100, help="Draws per chain (default 1500).")] = None,
+    tune: Annotated[int | None, typer.Option(min=100, help="Tuning steps per chain (default 1000).")] = None,
+    chains: Annotated[int | None, typer.Option(min=1, help="Chains (default 4).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default 20201102).")] = None,
+) -> None:
+    """Fit every technique from every source (the bias-adjusted multi-source model) -> OUT/sources/."""
+    from dataclasses import replace
+
+    from attackprev.evidence.counts import load_counts
+    from attackprev.inference.synthesis import SynthesisSettings
+    from attackprev.pipeline import quiet_libraries, run_synthesis
+
+    table = load_counts(trials_override=_pairs(trials, "--trials", int))
+    given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
+    settings = replace(SynthesisSettings(), **{k: v for k, v in given.items() if v is not None})
+    interactive = _interactive()
+    if not interactive:
+        quiet_libraries()
+    command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev synthesis"
+    result = run_synthesis(table, target, out, settings, command=command, progress=interactive, echo=typer.echo)
+    if not result.passed:
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
 @app.command("export-mal")
 @user_errors
 def export_mal_command(

@@ -34,6 +34,8 @@ ELANG_ATTACK_STEPS_CSV = DATA_DIR / "enterpriselang_attack_steps.csv"
 
 #: Sub-folder of a reports folder that holds the multi-technique (catalogue) report.
 CATALOGUE_DIR = "techniques"
+#: Sub-folder of a reports folder that holds the multi-source synthesis report.
+SYNTHESIS_DIR = "sources"
 
 #: Names of the two models a technique's probability can come from; the first is the default estimand.
 MULTI_TECHNIQUE = "multi-technique"

@@ -293,3 +293,90 @@ def run_fit(
         )
         result.failed |= not d["passed"]
     return result
+
+
+# --------------------------------------------------------------------------------------
+# the multi-source synthesis (evidence base v2)
+# --------------------------------------------------------------------------------------
+def synthesis_summary(result, table, target: str, technique_id: str, command: str) -> tuple[dict, list, list]:
+    """The synthesis report's summary, its estimates and its predictive rows."""
+    from collections import Counter
+
+    from attackprev.analysis.synthesis import (
+        ELANG_T1102,
+        family_rows,
+        predictive_rows,
+        source_pulls,
+        technique_estimates,
+        technique_headline,
+    )
+    from attackprev.evidence.attack import attack_table
+    from attackprev.inference.summaries import draw_summary
+    from attackprev.reporting.synthesis import mal_line
+
+    estimates = technique_estimates(result, table, target)
+    predictive = predictive_rows(result, table)
+    headline = technique_headline(result, technique_id, target, ELANG_T1102)
+    populations = Counter(table.sources[s].population for s in result.data.sources if table.sources[s].family == target)
+    multi = [result.data.families[f] for f in result.data.multi_source_families()]
+    summary = {
+        "target": target,
+        "target_description": populations.most_common(1)[0][0],
+        "reference": result.data.reference,
+        "headline": headline,
+        "headline_name": attack_table()[technique_id].display_name,
+        "mal": mal_line(headline["mean"]),
+        "pulls": source_pulls(result, table, technique_id, target),
+        "headline_predictive": {r["family"]: r for r in predictive if r["technique_id"] == technique_id},
+        "families": family_rows(result, table),
+        "tau": draw_summary(result.stacked("tau")) if multi else None,
+        "log_kappa": {f: draw_summary(result.stacked("log_kappa")[:, i]) for i, f in enumerate(multi)},
+        "counts": {
+            "techniques": len(result.data.techniques),
+            "observations": int(result.data.successes.size),
+            "sources": len(result.data.sources),
+            "families": len(result.data.families),
+            "without_target": sum(not r["target_data"] for r in estimates),
+        },
+        "diagnostics": result.diagnostics.to_dict(),
+        "record": result.record(),
+        "command": command,
+    }
+    return summary, estimates, predictive
+
+
+def run_synthesis(
+    table,
+    target: str,
+    out: Path,
+    settings=None,
+    command: str = "attackprev synthesis",
+    technique_id: str = "T1102",
+    progress: bool = False,
+    echo: Callable[[str], None] = print,
+):
+    """Fit the multi-source model on a count table and write ``OUT/sources/``. Returns the result.
+
+    Raises
+    ------
+    InputError
+        For a target family with no rows.
+    """
+    from attackprev.inference.synthesis import fit_synthesis
+    from attackprev.reporting.synthesis import write_synthesis_report
+
+    families = sorted({c.family for c in table.counts})
+    if target not in families:
+        raise InputError(f"--target {target!r}: not a family of the evidence; families: {', '.join(families)}")
+    result = fit_synthesis(table, settings=settings, progress=progress)
+    summary, estimates, predictive = synthesis_summary(result, table, target, technique_id, command)
+    folder = write_synthesis_report(summary, estimates, predictive, out)
+    h = summary["headline"]
+    echo(
+        f"{technique_id} on the {target} scale: {h['mean']:.4f} (94 % HDI {h['hdi_94'][0]:.4f}-{h['hdi_94'][1]:.4f}); "
+        f"P(p > {h['point']:g}) = {h['prob_greater']:.3f}; {summary['mal']}"
+    )
+    d = result.diagnostics
+    status = "passed" if d.passed else "FAILED: " + "; ".join(d.problems)
+    echo(f"diagnostics {status}; wrote {folder}")
+    return result

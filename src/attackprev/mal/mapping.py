@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV
+from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV, SYNTHESIS_DIR
 from attackprev.errors import InputError
 from attackprev.mal.expressions import IDENTIFIER, _check_probability, _contains_bernoulli, _parse, _unwrap, parse_ttc
 
@@ -235,7 +235,8 @@ def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
     ----------
     reports_dir
         A reports folder. Sub-folders without ``summary.json`` are skipped, and so is the
-        catalogue's own folder (``techniques/``, read by :func:`estimates_from_catalogue`).
+        catalogue's own folder (``techniques/``, read by :func:`estimates_from_catalogue`) and the
+        synthesis's (``sources/``; it is not exported yet).
 
     Returns
     -------
@@ -255,8 +256,8 @@ def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
         raise InputError("reports folder not found", reports_dir)
     estimates = []
     for summary in sorted(reports_dir.glob("*/summary.json")):
-        if summary.parent.name == CATALOGUE_DIR:
-            continue  # the catalogue's own summary; its table is read by estimates_from_catalogue
+        if summary.parent.name in (CATALOGUE_DIR, SYNTHESIS_DIR):
+            continue  # the catalogue's and the synthesis's own summaries, not technique reports
         try:
             data = json.loads(summary.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:

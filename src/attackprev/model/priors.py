@@ -103,7 +103,12 @@ class Prior:
 
 @dataclass(frozen=True)
 class HalfNormalLogitSpread(Prior):
-    """τ = sd(logit θ) ~ HalfNormal(scale), truncated to κ > 0.
+    """τ ≈ sd(logit θ) ~ HalfNormal(scale), truncated to κ > 0.
+
+    τ is the delta-method approximation of the logit-scale spread of θ ~ Beta(μκ, (1 − μ)κ),
+    not the spread itself: the exact sd of logit θ is sqrt(ψ′(μκ) + ψ′((1 − μ)κ)), which is
+    larger for rare techniques (at μ = 0.05, τ = 1 is an exact spread of 1.30). The labels say
+    so; the meta-analysis recommendations below are stated for the exact spread.
 
     τ(μ, κ) = 1/sqrt(μ(1 − μ)(κ + 1)) maps κ ∈ (0, ∞) onto τ ∈ (0, τ_max(μ)) with
     τ_max = 1/sqrt(μ(1 − μ)), so p(κ | μ) = HN(τ; s) |dτ/dκ| / P(τ < τ_max). Half-normal
@@ -201,14 +206,16 @@ PRIORS: dict[str, Prior] = {
     for p in (
         HalfNormalLogitSpread(
             name="halfnormal1",
-            label="μ ~ U(0,1), τ ~ HalfNormal(1)",
+            label="μ ~ U(0,1), τ ~ HalfNormal(1), τ the delta-method logit spread",
             reference="Friede et al. 2017; Röver 2020 (bayesmeta); Röver et al. 2021",
-            rationale="weakly informative logit-scale heterogeneity prior recommended for two studies",
+            rationale="weakly informative logit-scale heterogeneity prior recommended for two studies; on "
+            "τ = 1/√(μ(1−μ)(κ+1)), which understates the exact logit spread of rare techniques (1.30 for τ = 1 at "
+            "μ = 0.05)",
             scale=1.0,
         ),
         HalfNormalLogitSpread(
             name="halfnormal05",
-            label="μ ~ U(0,1), τ ~ HalfNormal(0.5)",
+            label="μ ~ U(0,1), τ ~ HalfNormal(0.5), τ the delta-method logit spread",
             reference="Röver et al. 2021 ('typical' heterogeneity scale)",
             rationale="tighter: sources expected to agree within a factor of ~7 in odds",
             scale=0.5,
@@ -308,4 +315,59 @@ class CataloguePriors:
             "log_kappa_mean": f"Normal({self.log_kappa_mean[0]:g}, {self.log_kappa_mean[1]:g})",
             "log_kappa_sd": f"HalfNormal({self.log_kappa_sd:g})",
             "source_offset": f"Normal(0, {self.source_offset_sd:g}) per non-reference source",
+        }
+
+
+@dataclass(frozen=True)
+class SynthesisPriors:
+    """Priors of the bias-adjusted multi-source model (:mod:`attackprev.model.synthesis`).
+
+    Attributes
+    ----------
+    level_mean
+        m ~ Normal(−3.5, 1.5): the typical technique's logit rate on the reference family's
+        scale (M-Trends, share of intrusions). M-Trends' figures run from 0.2 % to ~40 %, most
+        between 0.5 % and 5 % (logits −5.3 to −2.9); the 95 % range of m, 0.2 % to 38 %, covers
+        them without favouring any.
+    level_sd
+        s_a ~ HalfNormal(2): how much techniques' levels differ; the observed rates span about
+        five logits.
+    family_offset_sd
+        b_f ~ Normal(0, 2) for each non-reference family: a systematic difference of up to a
+        factor of ~50 in odds (2 sd), as between a share of adversary groups (19 % for T1102)
+        and of intrusions (1 %).
+    departure
+        σ_f ~ Gamma(2, 2) per family (mean 1, mode 0.5, 95 % range 0.12 to 2.8): how far a
+        technique's rate in family f strays from its level once the family's offset is removed.
+        Informative on purpose, and kept away from 0: families count different populations, so
+        no family tracks the others exactly (σ_f = 0 would make every technique's rate in f a
+        fixed shift of its level), and a family that reports few techniques (Recorded Future: 4,
+        Red Canary: 7) cannot learn σ_f from its own rows; near 0 it would also make the sampler
+        diverge. Above ~3 logits (a factor of 20 in odds, technique by technique) the family
+        would say nothing about a technique's level.
+    year_sd
+        τ ~ HalfNormal(0.5): a year's shift of every technique in a family with several years
+        (a report's changing case mix), up to ~1 logit.
+    log_kappa
+        log κ_f ~ Normal(4, 1.5) for families with several sources: how closely one technique's
+        yearly rates agree beyond the year's shift; κ = e⁴ ≈ 55 lets a 5 % rate vary by ~±3
+        points between years.
+    """
+
+    level_mean: tuple[float, float] = (-3.5, 1.5)
+    level_sd: float = 2.0
+    family_offset_sd: float = 2.0
+    departure: tuple[float, float] = (2.0, 2.0)
+    year_sd: float = 0.5
+    log_kappa: tuple[float, float] = (4.0, 1.5)
+
+    def to_dict(self) -> dict[str, str]:
+        """The priors as text, for reports and saved posteriors."""
+        return {
+            "level_mean": f"Normal({self.level_mean[0]:g}, {self.level_mean[1]:g})",
+            "level_sd": f"HalfNormal({self.level_sd:g})",
+            "family_offset": f"Normal(0, {self.family_offset_sd:g}) per non-reference family",
+            "departure_sd": f"Gamma({self.departure[0]:g}, {self.departure[1]:g}) per family",
+            "year_sd": f"HalfNormal({self.year_sd:g})",
+            "log_kappa": f"Normal({self.log_kappa[0]:g}, {self.log_kappa[1]:g}) per family with several sources",
         }

@@ -1,0 +1,236 @@
+"""One estimand, many sources: the bias-adjusted multi-source model.
+
+Sources count different populations — intrusions (M-Trends), adversary groups, software and
+campaigns (ATT&CK), CTI reports (CTID's TIE), government advisories (CISA), malware families
+(SoK) — so a technique's rate differs between them systematically and technique by technique.
+The model keeps those differences apart instead of averaging them away. For observation i,
+k_i of n_i, of technique t, source s and family f (the publisher or data set)::
+
+    logit θ_i  = a_t + b_f + d_tf + e_s
+    a_t        ~ Normal(m, s_a)                                   the technique's level
+    b_ref      = 0;  b_f ~ Normal(0, ·)                          family f's systematic offset
+    d_tf       ~ Normal(0, σ_f),   σ_f ~ Gamma(2, 2)              the technique's departure in family f
+    e_s        : a year's shift, Normal(0, τ) summing to 0        (families with several years)
+                 over the family's years
+    k_i        ~ BetaBinomial(n_i, θ_i κ_f, (1 − θ_i) κ_f)       families with several sources
+    k_i        ~ Binomial(n_i, θ_i)                               families with one source
+
+It is sampled in an equivalent, better-conditioned form (see :func:`build_synthesis_model`):
+each (technique, family) cell's logit φ_tf = a_t + b_f + d_tf directly where the data measure it
+well, and the technique levels relative to the mean offset of the complete families.
+
+**The estimand.** A technique's probability on the scale of a *target* family T is
+
+    p_t(T) = logit⁻¹(a_t + b_T + d_tT)
+
+the rate at which a report of family T would see technique t in a typical year (the year shifts
+average to zero). The default target is ``mtrends``: the share of intrusions investigated by
+incident responders in which the technique is seen. Where family T has no row for technique t,
+d_tT is drawn from Normal(0, σ_T): the other families inform a_t, and how far a technique's rate
+in T strays from what they imply is learned from the techniques that T does report.
+
+**What the data identify.** Only differences of family offsets are identified, so the
+reference family's offset is 0 (``mtrends``; any target is then b_T relative to it). The
+departures d_tf are identified through σ_f, learned from every technique that family f and
+others both report; a family that reports few techniques (Recorded Future: 4, Red Canary: 7)
+has a σ_f its prior largely decides. For a family with one source per technique, the
+technique-by-source overdispersion and d_tf are the same thing, hence the binomial likelihood
+there; for families with several years (M-Trends, CISA) the beta-binomial's κ_f is the year-to-
+year variation of one technique beyond the year's common shift e_s.
+
+The priors are in :class:`attackprev.model.priors.SynthesisPriors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from attackprev.evidence.counts import CountTable
+from attackprev.model.priors import SynthesisPriors
+
+#: The default target (and reference) family.
+DEFAULT_TARGET = "mtrends"
+#: A cell (technique, family) whose logit the data measure with a variance at least this (sd 0.22,
+#: below every family's departure scale σ_f) is sampled non-centred.
+STRONG_LOGIT_VAR = 0.05
+#: In a family of fewer cells than this (σ_f then rests on its prior and can be small), a cell is
+#: sampled non-centred unless its logit's variance is below :data:`FEW_CELLS_LOGIT_VAR`.
+FEW_CELLS = 30
+FEW_CELLS_LOGIT_VAR = 0.03
+
+
+@dataclass(frozen=True)
+class SynthesisData:
+    """The counts as arrays, with the index maps (named dimensions for PyMC and ArviZ)."""
+
+    techniques: list[str]
+    families: list[str]
+    sources: list[str]
+    source_family: np.ndarray
+    cells: list[tuple[str, str]]
+    technique_idx: np.ndarray
+    family_idx: np.ndarray
+    source_idx: np.ndarray
+    cell_idx: np.ndarray
+    successes: np.ndarray
+    trials: np.ndarray
+    reference: str
+    complete: list[int]
+    digest: str = ""
+
+    @classmethod
+    def from_counts(
+        cls, table: CountTable, reference: str = DEFAULT_TARGET, exclude_sources: tuple[str, ...] = ()
+    ) -> SynthesisData:
+        """Arrays from a count table; ``exclude_sources`` holds sources out (for held-out checks).
+
+        Techniques are those with at least one count left (zeros of complete sources included).
+        """
+        rows = [c for c in table.counts if c.source_id not in exclude_sources]
+        families = sorted({c.family for c in rows})
+        if reference not in families:
+            raise ValueError(f"reference family {reference!r} has no rows")
+        families.remove(reference)
+        families = [reference, *families]
+        sources = sorted({c.source_id for c in rows})
+        techniques = sorted({c.technique_id for c in rows})
+        cells = sorted({(c.technique_id, c.family) for c in rows})
+        t_pos = {t: i for i, t in enumerate(techniques)}
+        f_pos = {f: i for i, f in enumerate(families)}
+        s_pos = {s: i for i, s in enumerate(sources)}
+        c_pos = {c: i for i, c in enumerate(cells)}
+        fam_of = {c.source_id: c.family for c in rows}
+        coverage: dict[str, set] = {}
+        for c in rows:
+            coverage.setdefault(c.family, set()).add(table.sources[c.source_id].coverage)
+        return cls(
+            techniques=techniques,
+            families=families,
+            sources=sources,
+            source_family=np.array([f_pos[fam_of[s]] for s in sources]),
+            cells=cells,
+            technique_idx=np.array([t_pos[c.technique_id] for c in rows]),
+            family_idx=np.array([f_pos[c.family] for c in rows]),
+            source_idx=np.array([s_pos[c.source_id] for c in rows]),
+            cell_idx=np.array([c_pos[(c.technique_id, c.family)] for c in rows]),
+            successes=np.array([c.successes for c in rows]),
+            trials=np.array([c.trials for c in rows]),
+            reference=reference,
+            complete=[f_pos[f] for f in families if f != reference and coverage[f] == {"complete"}],
+            digest=table.digest + ("|held out: " + ",".join(sorted(exclude_sources)) if exclude_sources else ""),
+        )
+
+    def weak_cells(self) -> np.ndarray:
+        """Which cells' logits the data pin only loosely: the binomial variance of the pooled rows'
+        logit, 1/k + 1/(n − k), at least :data:`STRONG_LOGIT_VAR` (or :data:`FEW_CELLS_LOGIT_VAR` in a
+        family of fewer than :data:`FEW_CELLS` cells, whose σ_f the prior decides and can be small).
+        Those are sampled non-centred, the rest centred."""
+        k = np.bincount(self.cell_idx, weights=self.successes, minlength=len(self.cells))
+        n = np.bincount(self.cell_idx, weights=self.trials, minlength=len(self.cells))
+        var = 1.0 / (k + 0.5) + 1.0 / (n - k + 0.5)
+        family = np.array([self.families.index(f) for _, f in self.cells])
+        few = (np.bincount(family, minlength=len(self.families)) < FEW_CELLS)[family]
+        return (var >= STRONG_LOGIT_VAR) | (few & (var >= FEW_CELLS_LOGIT_VAR))
+
+    def multi_source_families(self) -> list[int]:
+        """Indices of families with more than one source (they get year shifts and a κ)."""
+        counts = np.bincount(self.source_family, minlength=len(self.families))
+        return [int(f) for f in np.flatnonzero(counts > 1)]
+
+
+def build_synthesis_model(data: SynthesisData, priors: SynthesisPriors) -> pm.Model:
+    """The PyMC model of the module docstring, in its sampled form, with named dimensions.
+
+    Deterministics ``a`` (technique levels), ``b`` (family offsets), ``phi`` (cell logits),
+    ``d`` (departures) and ``e`` (year shifts) carry the quantities of the docstring.
+    """
+    multi = data.multi_source_families()
+    multi_pos = {f: i for i, f in enumerate(multi)}
+    year_sources = [i for i, f in enumerate(data.source_family) if int(f) in multi_pos]
+    coords = {
+        "technique": data.techniques,
+        "family": data.families,
+        "offset_family": data.families[1:],
+        "cell": [f"{t}|{f}" for t, f in data.cells],
+        "year_source": [data.sources[i] for i in year_sources],
+        "multi_family": [data.families[f] for f in multi],
+        "observation": np.arange(len(data.successes)),
+    }
+    cell_family = np.array([data.families.index(f) for _, f in data.cells])
+    obs_multi = np.array([multi_pos.get(int(f), -1) for f in data.family_idx])
+    year_pos = {s: i for i, s in enumerate(year_sources)}
+    obs_year = np.array([year_pos.get(int(s), -1) for s in data.source_idx])
+    bb = obs_multi >= 0
+    with pm.Model(coords=coords) as model:
+        # Sampled in a rotated but equivalent form: every technique is in every complete family, so
+        # the data pin c_t = a_t + (mean offset of the complete families) and the complete families'
+        # offsets from their mean; what ties them to the reference scale is one number, that mean
+        # offset (b̄). With a_t and b_f sampled directly, a shift of b̄ had to move hundreds of a_t in
+        # step and mixed ten times slower.
+        m = pm.Normal("level_mean", *priors.level_mean)
+        s_a = pm.HalfNormal("level_sd", priors.level_sd)
+        complete = data.complete
+        b = pt.zeros(len(data.families))
+        if complete:
+            b_bar = pm.Normal("b_complete_mean", 0.0, priors.family_offset_sd)
+            dev = pm.ZeroSumNormal("b_complete_dev", sigma=priors.family_offset_sd, shape=len(complete))
+            b = pt.set_subtensor(b[complete], b_bar + dev)
+        else:
+            b_bar = 0.0
+        others = [f for f in range(1, len(data.families)) if f not in complete]
+        if others:
+            b_other = pm.Normal("b_partial", 0.0, priors.family_offset_sd, shape=len(others))
+            b = pt.set_subtensor(b[others], b_other)
+        b = pm.Deterministic("b", b, dims="family")
+        c = pm.Normal("c", m + b_bar, s_a, dims="technique")
+        pm.Deterministic("a", c - b_bar, dims="technique")
+        sigma = pm.Gamma("sigma", alpha=priors.departure[0], beta=priors.departure[1], dims="family")
+        # Each cell's logit φ_tf = a_t + b_f + d_tf is sampled directly where its counts are large (the
+        # data pin φ, so it must not be built from a_t: that would tie every a_t to its departures), and
+        # as a_t + b_f + σ_f·u where they are small (a rare technique, a family of few reports), where a
+        # centred φ would sit in a funnel with σ_f.
+        weak = data.weak_cells()
+        cell_t = np.array([data.techniques.index(t) for t, _ in data.cells])
+        centre = c[cell_t] + (b - b_bar)[cell_family]
+        phi = pt.zeros(len(data.cells))
+        if weak.any():
+            u = pm.Normal("u_weak", 0.0, 1.0, shape=int(weak.sum()))
+            idx = np.flatnonzero(weak)
+            phi = pt.set_subtensor(phi[idx], centre[idx] + sigma[cell_family[idx]] * u)
+        if (~weak).any():
+            idx = np.flatnonzero(~weak)
+            phi_strong = pm.Normal("phi_strong", centre[idx], sigma[cell_family[idx]], shape=len(idx))
+            phi = pt.set_subtensor(phi[idx], phi_strong)
+        phi = pm.Deterministic("phi", phi, dims="cell")
+        pm.Deterministic("d", phi - centre, dims="cell")
+        if year_sources:
+            # a year's shift sums to zero within its family, so b_f stays the family's average offset
+            tau = pm.HalfNormal("tau", priors.year_sd)
+            e_year = pt.zeros(len(year_sources))
+            for f in multi:
+                members = [i for i, s in enumerate(year_sources) if int(data.source_family[s]) == f]
+                shift = pm.ZeroSumNormal(f"year_shift_{data.families[f]}", sigma=tau, shape=len(members))
+                e_year = pt.set_subtensor(e_year[members], shift)
+            e_year = pm.Deterministic("e", e_year, dims="year_source")
+            e = pt.concatenate([pt.zeros(1), e_year])[obs_year + 1]
+        else:
+            e = 0.0
+        eta = phi[data.cell_idx] + e
+        if multi:
+            log_kappa = pm.Normal("log_kappa", *priors.log_kappa, dims="multi_family")
+            kappa = pt.exp(log_kappa)[obs_multi[bb]]
+            theta = pm.math.invlogit(eta[bb])
+            pm.BetaBinomial(
+                "k_multi",
+                n=data.trials[bb],
+                alpha=theta * kappa,
+                beta=(1.0 - theta) * kappa,
+                observed=data.successes[bb],
+            )
+        if (~bb).any():
+            pm.Binomial("k_single", n=data.trials[~bb], logit_p=eta[~bb], observed=data.successes[~bb])
+    return model
