@@ -10,37 +10,12 @@ import pytest
 
 from attackprev.errors import InputError
 from attackprev.evidence import counts as counts_module
+from attackprev.evidence.build import COUNTS_COLUMNS as COUNT_COLUMNS
 from attackprev.evidence.counts import load_counts
 from attackprev.evidence.ids import live_techniques
 from attackprev.evidence.tables import load_sources
 from tests.conftest import write_csv
-
-SOURCE_COLUMNS = [
-    "source_id",
-    "family",
-    "unit",
-    "coverage",
-    "publisher",
-    "citation",
-    "year",
-    "url",
-    "population",
-    "trials",
-    "trials_basis",
-    "percent_decimals",
-    "notes",
-]
-COUNT_COLUMNS = [
-    "technique_id",
-    "source_id",
-    "successes",
-    "trials",
-    "trials_basis",
-    "successes_exact",
-    "percent",
-    "raw_ids",
-    "raw_rows",
-]
+from tests.evidence.test_data_tables import SOURCE_COLUMNS
 
 # source_id: (family, coverage, trials, trials_basis, percent_decimals)
 SOURCES = {

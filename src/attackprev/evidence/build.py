@@ -37,7 +37,6 @@ from pathlib import Path
 
 from attackprev.config import (
     COUNTS_CSV,
-    DATA_DIR,
     EVIDENCE_DIR,
     EXCLUDED_ROWS_CSV,
     ID_DECISIONS_CSV,
@@ -48,7 +47,7 @@ from attackprev.config import (
 from attackprev.errors import InputError
 from attackprev.evidence.attack import attack_table, current_id
 from attackprev.evidence.denominators import consistent_count
-from attackprev.evidence.ids import is_move, live_techniques, load_decisions, parent_of, widened
+from attackprev.evidence.ids import is_move, live_techniques, load_decisions, parent_of, raw_key, widened
 from attackprev.evidence.raw.attack_uses import read_attack_uses
 from attackprev.evidence.raw.records import Counted, Left, Percent
 from attackprev.evidence.raw.splunk import read_cisa, read_mtrends
@@ -102,13 +101,6 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
 def _member_key(member: str) -> tuple:
     head, _, number = member.rpartition(" ")
     return (head, int(number)) if number.isdigit() else (member, 0)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(DATA_DIR.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 # --------------------------------------------------------------------------------------
@@ -266,7 +258,7 @@ def _notes_figures(sources_path: Path, observations_path: Path, excluded: list[d
     Returns the figures and M-Trends 2020's inferred number of attack lifecycles.
     """
     evidence = load_evidence(observations_path, sources_path)
-    rel = _rel(observations_path)
+    rel = raw_key(observations_path)
     rows, _ = read_table(observations_path, ["technique_id"])
     names = {line: r.get("technique_name", "") for line, r in rows}
     figures = []

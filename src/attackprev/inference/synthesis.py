@@ -153,9 +153,8 @@ def cell_logits(result: SynthesisResult, family: str, seed_offset: int = 0) -> n
     phi = result.stacked("phi")
     rng = np.random.default_rng([result.settings.seed, f, seed_offset, 7])
     out = a + b[:, None] + sigma[:, None] * rng.standard_normal(a.shape)
-    for j, (t, fam) in enumerate(result.data.cells):
-        if fam == family:
-            out[:, result.data.techniques.index(t)] = phi[:, j]
+    cells = np.flatnonzero(result.data.cell_family() == f)
+    out[:, result.data.cell_technique()[cells]] = phi[:, cells]
     return out
 
 

@@ -124,6 +124,16 @@ class SynthesisData:
             digest=table.digest + ("|held out: " + ",".join(sorted(exclude_sources)) if exclude_sources else ""),
         )
 
+    def cell_family(self) -> np.ndarray:
+        """For each cell, the index of its family."""
+        f_pos = {f: i for i, f in enumerate(self.families)}
+        return np.array([f_pos[f] for _, f in self.cells])
+
+    def cell_technique(self) -> np.ndarray:
+        """For each cell, the index of its technique."""
+        t_pos = {t: i for i, t in enumerate(self.techniques)}
+        return np.array([t_pos[t] for t, _ in self.cells])
+
     def weak_cells(self) -> np.ndarray:
         """Which cells' logits the data pin only loosely: the binomial variance of the pooled rows'
         logit, 1/k + 1/(n − k), at least :data:`STRONG_LOGIT_VAR` (or :data:`FEW_CELLS_LOGIT_VAR` in a
@@ -132,7 +142,7 @@ class SynthesisData:
         k = np.bincount(self.cell_idx, weights=self.successes, minlength=len(self.cells))
         n = np.bincount(self.cell_idx, weights=self.trials, minlength=len(self.cells))
         var = 1.0 / (k + 0.5) + 1.0 / (n - k + 0.5)
-        family = np.array([self.families.index(f) for _, f in self.cells])
+        family = self.cell_family()
         few = (np.bincount(family, minlength=len(self.families)) < FEW_CELLS)[family]
         return (var >= STRONG_LOGIT_VAR) | (few & (var >= FEW_CELLS_LOGIT_VAR))
 
@@ -160,7 +170,7 @@ def build_synthesis_model(data: SynthesisData, priors: SynthesisPriors) -> pm.Mo
         "multi_family": [data.families[f] for f in multi],
         "observation": np.arange(len(data.successes)),
     }
-    cell_family = np.array([data.families.index(f) for _, f in data.cells])
+    cell_family = data.cell_family()
     obs_multi = np.array([multi_pos.get(int(f), -1) for f in data.family_idx])
     year_pos = {s: i for i, s in enumerate(year_sources)}
     obs_year = np.array([year_pos.get(int(s), -1) for s in data.source_idx])
@@ -194,8 +204,7 @@ def build_synthesis_model(data: SynthesisData, priors: SynthesisPriors) -> pm.Mo
         # as a_t + b_f + σ_f·u where they are small (a rare technique, a family of few reports), where a
         # centred φ would sit in a funnel with σ_f.
         weak = data.weak_cells()
-        cell_t = np.array([data.techniques.index(t) for t, _ in data.cells])
-        centre = c[cell_t] + (b - b_bar)[cell_family]
+        centre = c[data.cell_technique()] + (b - b_bar)[cell_family]
         phi = pt.zeros(len(data.cells))
         if weak.any():
             u = pm.Normal("u_weak", 0.0, 1.0, shape=int(weak.sum()))
