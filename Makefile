@@ -22,7 +22,6 @@ report: $(STAMP)
 	$(VENV)/bin/attackprev evidence build
 	$(PY) models/catalogue.py
 	$(PY) models/t1102.py
-	$(PY) models/sources.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 	$(PY) scripts/strip-notebook-timing notebooks/*.ipynb
 

@@ -14,36 +14,56 @@
 # ---
 
 # %% [markdown]
-# # How much does T1102's probability depend on how we count the sources?
+# # Which sources to trust for T1102 Web Service?
 #
-# enterpriseLang gives **T1102 Web Service** the probability `Bernoulli(0.0445)`: the plain mean of two published
-# figures, M-Trends 2020's 3.96 % of attack lifecycles and the SoK study's 47 of 951 Windows malware families.
-# `attackprev` instead fits a hierarchical Beta-Binomial model (see `reports/t1102/report.md`).
+# The default model of `attackprev` is the **multi-source synthesis** (`src/attackprev/model/synthesis.py`): every
+# source belongs to a *family* (a publisher or data set: M-Trends, ATT&CK groups, software and campaigns, CTID's
+# TIE reports, CISA advisories, the SoK malware study, Red Canary, Recorded Future), and each family counts a
+# different population. A technique t has a level a_t; family f sees it shifted by the family's offset b_f and
+# by a technique-by-family departure d_tf ~ Normal(0, σ_f). A technique's probability is stated on the scale of a
+# *target* family: by default `mtrends`, the share of intrusions investigated by incident responders in which the
+# technique is seen.
 #
-# This notebook asks how far that answer moves when a threat modeller makes different, defensible choices:
+# This notebook explores which sources T1102's value rests on, and how it moves when a threat modeller trusts
+# them differently:
 #
-# 1. how the two sources are combined (averaged, pooled, kept apart, or modelled hierarchically);
-# 2. how much each source counts (its *weight*: 1 counts it fully, 0 drops it, 0.5 counts it as half as much
-#    evidence);
-# 3. how many attack lifecycles M-Trends 2020 really covered (it does not say; 227 is inferred from its rounding);
-# 4. which weights would give back enterpriseLang's 0.0445;
-# 5. what happens without one of the sources, and under each hyperprior the project offers;
-# 6. whether the sampler (MCMC) agrees with the exact calculation used for all of the above.
+# 1. T1102's evidence, family by family and source by source, and the headline against enterpriseLang's
+#    published value;
+# 2. the target population: T1102 on every family's scale, and what a new report of each family would show;
+# 3. how much each family's data count for T1102 (weights), and where each source pulls;
+# 4. leave one family out: refits without each family;
+# 5. the single-technique exploration of **the note's two sources only** (M-Trends 2020 and the SoK study, the
+#    figures enterpriseLang averaged): source weights, M-Trends' unknown denominator, and the weights that give
+#    back the published value. That part uses the exact single-technique engine, not the default model.
 #
-# Everything is computed by the `models` package; the fast exact engine does the sweeps. Set
-# `ATTACKPREV_NOTEBOOK_FAST=1` for a quick, coarse run (the tests do).
+# Everything is computed by the `attackprev` package. The default fit is the one `make report` saves in the
+# user's cache; the leave-one-family-out refits are shorter and cached too. Set `ATTACKPREV_NOTEBOOK_FAST=1` for a
+# quick, coarse run on a subset of techniques (the tests do); its numbers are not for reading.
 #
-# The outputs shown are from a full run, made after `make report` with
-# `.venv/bin/jupyter execute --inplace notebooks/*.ipynb`.
+# The outputs shown are from a full run, made by `make report` (`jupyter execute --inplace notebooks/*.ipynb`).
 
 # %%
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
-import xarray as xr
 from IPython.display import Markdown, display
 
-from attackprev.analysis.technique import sensitivity_table
+from attackprev.analysis.families import (
+    FAST_LOFO_FAMILIES,
+    PRIOR,
+    droppable_families,
+    family_sources,
+    family_weights,
+    headline_by_target,
+    notebook_inputs,
+)
+from attackprev.analysis.synthesis import (
+    source_pulls,
+    target_description,
+    technique_headline,
+    technique_predictive,
+)
 from attackprev.analysis.weighting import (
     Estimate,
     bisect,
@@ -52,28 +72,381 @@ from attackprev.analysis.weighting import (
     fast_mode,
     hierarchical,
     interval,
-    leave_one_out,
     markdown_table,
-    mcmc_check,
     mean_of_percentages,
     no_pooling,
     pooled_rate,
-    repo_root,
-    weight_grid,
     weight_sweep,
 )
-from attackprev.evidence.enterpriselang import note_for
+from attackprev.config import DEFAULT_TARGET, HDI_PROB
+from attackprev.evidence.attack import attack_table
+from attackprev.evidence.enterpriselang import published_steps
 from attackprev.evidence.tables import load_evidence
 from attackprev.inference.exact import fit_exact
-from attackprev.inference.mcmc import SamplerSettings, sample_technique
-from attackprev.inference.summaries import hdi
+from attackprev.inference.synthesis_cache import cached_fit_synthesis
 from attackprev.model.priors import DEFAULT_PRIOR, PRIORS
 
 FAST = fast_mode()
-ROOT = repo_root()
 plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.figsize": (8, 4), "axes.grid": True})
+PCT = f"{100 * HDI_PROB:.0f} %"
 
 TECHNIQUE = "T1102"
+OTHERS = ["T1059", "T1078", "T1083", "T1105", "T1566"]  # followed in the leave-one-family-out refits
+TARGET = DEFAULT_TARGET
+published = published_steps()
+PUBLISHED = published[TECHNIQUE][0].p
+NAME = attack_table()[TECHNIQUE].display_name
+
+inputs = notebook_inputs(FAST, published)
+table = inputs.table
+result, origin = cached_fit_synthesis(table, settings=inputs.settings)
+data = result.data
+POPULATION = target_description(result, table, TARGET)
+
+
+def settings_text(s) -> str:
+    """Sampler settings in words."""
+    return f"{s.chains} chains × {s.draws} draws after {s.tune} tuning steps, seed {s.seed}"
+
+
+def diagnostics_text(r) -> str:
+    """A fit's diagnostics in one line."""
+    d = r.diagnostics
+    status = "passed" if d.passed else "FAILED (" + "; ".join(d.problems) + ")"
+    return (
+        f"{d.divergences} divergences, largest R-hat {d.max_rhat:.3f}, smallest bulk ESS {d.min_ess_bulk:.0f}: {status}"
+    )
+
+
+def rate_text(k, n) -> str:
+    """k / n and the rate."""
+    return "–" if k is None else f"{k} / {n} ({100 * k / n:.2f} %)"
+
+
+display(
+    Markdown(
+        (
+            f"**Fast run**: {len(data.techniques)} of the techniques only, {settings_text(result.settings)}, fits "
+            "cached in a temporary folder. The numbers below only show that the notebook works.\n\n"
+            if FAST
+            else ""
+        )
+        + f"The multi-source fit: {len(data.techniques)} techniques, {len(data.sources)} sources in "
+        f"{len(data.families)} families, {settings_text(result.settings)} "
+        f"({'fitted now' if origin == 'fitted' else 'reused from the cache'}); diagnostics: "
+        f"{diagnostics_text(result)}.\n\n"
+        f"**Target population** (`{TARGET}`): {POPULATION}. Every probability below is on this scale unless a "
+        f"table says otherwise. enterpriseLang publishes {PUBLISHED} for {TECHNIQUE} {NAME}."
+    )
+)
+
+# %% [markdown]
+# ## 1. T1102's evidence and its headline
+#
+# Each row is one source's count: k of n, where n is what the source counts (its *unit*: one intrusion, one
+# adversary group, one CTI report, one advisory, one malware family). Complete sources list every technique, so a
+# zero there is a real zero; partial sources list only what they saw.
+
+# %%
+rows = [c for c in table.for_technique(TECHNIQUE) if c.source_id in data.sources]
+display(
+    Markdown(
+        markdown_table(
+            sorted(rows, key=lambda c: (data.families.index(c.family), c.source_id)),
+            {
+                "family": lambda c: f"`{c.family}`",
+                "source": lambda c: f"`{c.source_id}`",
+                "one trial is": lambda c: f"one {table.sources[c.source_id].unit}",
+                "population": lambda c: table.sources[c.source_id].population,
+                "coverage": lambda c: table.sources[c.source_id].coverage,
+                "k / n": lambda c: f"{c.successes} / {c.trials}",
+                "rate": lambda c: f"{100 * c.rate:.2f} %",
+                "n is": lambda c: c.trials_basis,
+            },
+        )
+    )
+)
+
+head = technique_headline(result, TECHNIQUE, TARGET, PUBLISHED)
+display(
+    Markdown(
+        f"**Headline** ({TECHNIQUE} on the `{TARGET}` scale): mean {head['mean']:.4f}, {PCT} HDI "
+        f"{interval(*head['hdi_94'])}. enterpriseLang's {PUBLISHED} is at percentile "
+        f"{head['percentile_of_point']:.0f} of the posterior; P(p > {PUBLISHED}) = {head['prob_greater']:.2f}; it lies "
+        f"{'inside' if head['point_inside_hdi'] else 'outside'} the {PCT} HDI."
+    )
+)
+
+# %% [markdown]
+# ## 2. The target population
+#
+# The same model states T1102 on any family's scale: p_t(F) = logit⁻¹(a_t + b_F + d_tF), the rate a typical
+# report of family F would give. Where family F has no row for T1102, d_tF is drawn from Normal(0, σ_F). The
+# predictive interval adds what one *new* report of the family would show (a new year's shift and the year-to-year
+# variation for families of several years). The choice of target is a choice of question: "in what share of
+# investigated intrusions" is not "in what share of adversary groups" or "of malware families".
+
+# %%
+by_target = headline_by_target(result, TECHNIQUE, PUBLISHED)
+predictive = technique_predictive(result, table, TECHNIQUE)
+display(
+    Markdown(
+        markdown_table(
+            by_target,
+            {
+                "target family": lambda r: f"`{r['target']}`" + (" (default)" if r["target"] == TARGET else ""),
+                "population": lambda r: target_description(result, table, r["target"]),
+                "T1102 rows": lambda r: "yes" if r["target_data"] else "no",
+                "observed k / n": lambda r: rate_text(
+                    predictive[r["target"]]["observed_successes"], predictive[r["target"]]["observed_trials"]
+                ),
+                "mean p": lambda r: f"{r['mean']:.4f}",
+                f"{PCT} HDI": lambda r: interval(*r["hdi_94"]),
+                "new report": lambda r: interval(
+                    predictive[r["target"]]["hdi_low"], predictive[r["target"]]["hdi_high"]
+                ),
+                f"P(p > {PUBLISHED})": lambda r: f"{r['prob_greater']:.2f}",
+                "published inside HDI": lambda r: "yes" if r["point_inside_hdi"] else "no",
+            },
+        )
+    )
+)
+
+fig, ax = plt.subplots(figsize=(9, 0.5 * len(by_target) + 1.2))
+for i, r in enumerate(by_target[::-1]):
+    pred = predictive[r["target"]]
+    ax.plot([pred["hdi_low"], pred["hdi_high"]], [i - 0.15, i - 0.15], color="0.6", lw=1.5)
+    ax.plot(r["hdi_94"], [i, i], color="C0", lw=3)
+    ax.plot(r["mean"], i, "o", color="C0")
+    if pred["observed_trials"]:
+        ax.plot(pred["observed_successes"] / pred["observed_trials"], i + 0.15, "x", color="C1")
+ax.plot([], [], color="C0", lw=3, label=f"p on the family's scale ({PCT} HDI)")
+ax.plot([], [], color="0.6", lw=1.5, label="a new report of the family")
+ax.plot([], [], "x", color="C1", label="observed rate (sources pooled)")
+ax.axvline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
+ax.set_xscale("log")
+# a new report's interval can reach down to (nearly) 0; show the range of the families' own intervals
+ax.set_xlim(left=min(min(r["hdi_94"][0] for r in by_target), PUBLISHED) / 3)
+ax.set_yticks(range(len(by_target)), [r["target"] for r in by_target[::-1]])
+ax.set_xlabel(f"probability of {TECHNIQUE} on each family's scale")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+fig.tight_layout()
+plt.show()
+
+lowest = min(by_target, key=lambda r: r["mean"])
+highest = max(by_target, key=lambda r: r["mean"])
+inside_targets = [r["target"] for r in by_target if r["point_inside_hdi"]]
+display(
+    Markdown(
+        f"Across the {len(by_target)} possible targets {TECHNIQUE}'s mean runs from {lowest['mean']:.4f} "
+        f"(`{lowest['target']}`) to {highest['mean']:.4f} (`{highest['target']}`), a factor of "
+        f"{highest['mean'] / lowest['mean']:.1f}. "
+        f"enterpriseLang's {PUBLISHED} lies inside the {PCT} HDI on the scale of "
+        + (", ".join(f"`{t}`" for t in inside_targets) if inside_targets else "no family")
+        + ". A threat model should name the population its probabilities are shares of."
+    )
+)
+
+# %% [markdown]
+# ## 3. How much each family counts for T1102
+#
+# **Weights (an approximation).** Family f measures T1102's level a_t through its cell logit
+# φ_tf = a_t + b_f + d_tf. Treat its counts as a normal measurement of φ_tf with variance v_f, and the offsets and
+# departure scales as known at their posterior means: family f then measures a_t with variance v_f + σ_f², and
+# contributes the precision 1 / (v_f + σ_f²); the level prior (the typical technique) adds 1 / s_a². Each family's
+# **share of a_t** is its precision over the total. v_f is the binomial variance of the logit rate,
+# 1 / (k + ½) + 1 / (n − k + ½); for a family of several sources (M-Trends' and CISA's years), each source's
+# variance is inflated by the beta-binomial design effect (n + κ_f) / (1 + κ_f), the year shift's τ² is added, and
+# the sources are combined by inverse variance. The **share of the target value** splits the precision of
+# T1102 on the target scale between the target family's own counts (precision 1 / v_T) and the route through a_t,
+# which has precision 1 / (1 / P + σ_T²) with P the other families' precision. The shares ignore the uncertainty
+# in b_f and σ_f (`attackprev.analysis.families`).
+#
+# A family with a large σ_f (its rates stray far from the technique's level, technique by technique) says little
+# about a_t however many trials it has.
+
+# %%
+weights = family_weights(result, table, TECHNIQUE, TARGET)
+pooled_weights = {r["family"]: r for r in family_weights(result, table, TECHNIQUE, TARGET, overdispersion=False)}
+display(
+    Markdown(
+        markdown_table(
+            weights,
+            {
+                "family": lambda r: f"`{r['family']}`",
+                "one trial is": lambda r: r["unit"] or "–",
+                "k / n": lambda r: "–" if r["trials"] is None else f"{r['successes']} / {r['trials']}",
+                "v_f": lambda r: "–" if r["logit_var"] is None else f"{r['logit_var']:.3f}",
+                "σ_f (s_a for the prior)": lambda r: f"{r['departure_sd']:.2f}",
+                "offset b_f": lambda r: "–" if r["offset"] is None else f"{r['offset']:+.2f}",
+                "share of a_t": lambda r: f"{100 * r['level_share']:.1f} %",
+                f"share of the `{TARGET}` value": lambda r: f"{100 * r['target_share']:.1f} %",
+            },
+        )
+        + f"\n\nPosterior means of σ_f, b_f, s_a, κ_f and τ. Without the design effect (every family's counts pooled"
+        f" as one binomial) the `{TARGET}` family's own share of the target value would be "
+        f"{100 * pooled_weights[TARGET]['target_share']:.1f} % instead of "
+        f"{100 * next(r['target_share'] for r in weights if r['family'] == TARGET):.1f} %."
+    )
+)
+
+fig, ax = plt.subplots(figsize=(8, 0.4 * len(weights) + 1.2))
+pos = np.arange(len(weights))
+ax.barh(pos + 0.2, [100 * r["level_share"] for r in weights], height=0.4, label="share of the level a_t")
+ax.barh(pos - 0.2, [100 * r["target_share"] for r in weights], height=0.4, label=f"share of the {TARGET} value")
+ax.set_yticks(pos, [r["family"] for r in weights])
+ax.invert_yaxis()
+ax.set_xlabel("% of the precision (approximation)")
+ax.legend(loc="lower right", fontsize="small")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Where each source pulls.** A source's rate moved onto the target scale by its family's offset
+# (logit rate − b_f + b_T, at posterior means) says where that source alone would put T1102; its family's σ_f
+# says how loosely (`attackprev.analysis.synthesis.source_pulls`, a reading aid, not a refit).
+
+# %%
+pulls = source_pulls(result, table, TECHNIQUE, TARGET)
+display(
+    Markdown(
+        markdown_table(
+            pulls,
+            {
+                "source": lambda r: f"`{r['source_id']}`",
+                "family": lambda r: f"`{r['family']}`",
+                "k / n": lambda r: f"{r['successes']} / {r['trials']}",
+                "rate": lambda r: f"{100 * r['rate']:.2f} %",
+                f"on the `{TARGET}` scale": lambda r: f"{100 * r['on_target_scale']:.2f} %",
+                "σ_f": lambda r: f"{r['departure_sd']:.2f}",
+            },
+        )
+    )
+)
+
+fig, ax = plt.subplots(figsize=(8, 0.35 * len(pulls) + 1.4))
+ax.axvspan(*head["hdi_94"], color="C0", alpha=0.15, label=f"headline {PCT} HDI")
+ax.axvline(head["mean"], color="C0", lw=1.5, label="headline mean")
+ax.axvline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
+for i, r in enumerate(pulls):
+    x = r["on_target_scale"]
+    lo, hi = (x / np.exp(r["departure_sd"]), x * np.exp(r["departure_sd"]))  # ±σ_f, roughly, on the odds scale
+    ax.plot([lo, hi], [i, i], color="0.6", lw=1)
+    ax.plot(x, i, "o", color=f"C{1 + data.families.index(r['family']) % 8}")
+ax.plot([], [], color="0.6", lw=1, label="± σ_f (approx.)")
+ax.set_xscale("log")
+ax.set_yticks(range(len(pulls)), [r["source_id"] for r in pulls])
+ax.invert_yaxis()
+ax.set_xlabel(f"where each source puts {TECHNIQUE} on the {TARGET} scale")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 4. Leave one family out
+#
+# Each refit drops every source of one family and keeps the rest. The reference family `mtrends` cannot be
+# dropped: its offset is fixed at 0 to identify the others (only differences of offsets are identified) and it is
+# the target scale itself, so without its counts the target would have no data and the model no reference. The
+# refits are shorter than the default fit (settings below, with each refit's diagnostics); a full run refits every
+# other family, a fast run only the families with the largest share of T1102's target value.
+
+# %%
+droppable = droppable_families(data.families, data.reference)
+if FAST:
+    share = {r["family"]: r["target_share"] for r in weights if r["family"] not in (PRIOR, TARGET)}
+    droppable = sorted(droppable, key=lambda f: -share.get(f, 0.0))[:FAST_LOFO_FAMILIES]
+followed = [TECHNIQUE, *[t for t in OTHERS if t in data.techniques]]
+names = attack_table()
+
+
+def summaries(r, techniques: list[str]) -> dict[str, dict]:
+    """Target-scale summaries of some techniques, with P(p > published) for T1102."""
+    return {t: technique_headline(r, t, TARGET, PUBLISHED) for t in techniques}
+
+
+baseline = summaries(result, followed)
+lofo = []
+for family in droppable:
+    held_out = family_sources(table, family)
+    refit, refit_origin = cached_fit_synthesis(table, settings=inputs.lofo_settings, exclude_sources=held_out)
+    lofo.append(
+        {
+            "family": family,
+            "sources": held_out,
+            "fit": refit,
+            "origin": refit_origin,
+            "summaries": summaries(refit, followed),
+        }
+    )
+
+display(
+    Markdown(
+        f"Refits: {settings_text(inputs.lofo_settings)}; the baseline row is the default fit "
+        f"({settings_text(result.settings)}).\n\n"
+        + markdown_table(
+            [{"family": "none (default fit)", "sources": (), "fit": result, "summaries": baseline}, *lofo],
+            {
+                "left out": lambda r: r["family"] if not r["sources"] else f"`{r['family']}`",
+                f"{TECHNIQUE} mean": lambda r: f"{r['summaries'][TECHNIQUE]['mean']:.4f}",
+                f"{PCT} HDI": lambda r: interval(*r["summaries"][TECHNIQUE]["hdi_94"]),
+                f"P(p > {PUBLISHED})": lambda r: f"{r['summaries'][TECHNIQUE]['prob_greater']:.2f}",
+            }
+            | {f"{t} mean": (lambda r, t=t: f"{r['summaries'][t]['mean']:.4f}") for t in followed[1:]}
+            | {
+                "divergences": lambda r: r["fit"].diagnostics.divergences,
+                "max R-hat": lambda r: f"{r['fit'].diagnostics.max_rhat:.3f}",
+                "min ESS": lambda r: f"{r['fit'].diagnostics.min_ess_bulk:.0f}",
+                "passed": lambda r: "yes" if r["fit"].diagnostics.passed else "**no**",
+            },
+        )
+        + "\n\nThe other techniques followed: "
+        + "; ".join(f"{t} {names[t].display_name}" for t in followed[1:])
+        + "."
+    )
+)
+
+fig, ax = plt.subplots(figsize=(8, 0.45 * (len(lofo) + 1) + 1.2))
+labels = ["none", *[r["family"] for r in lofo]]
+for i, s in enumerate([baseline, *[r["summaries"] for r in lofo]]):
+    h = s[TECHNIQUE]
+    ax.plot(h["hdi_94"], [i, i], color="C0", lw=2)
+    ax.plot(h["mean"], i, "o", color="C0")
+ax.axvline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
+ax.set_yticks(range(len(labels)), labels)
+ax.set_ylim(len(labels) - 0.5, -0.5)
+ax.set_xscale("log")
+ax.set_ylabel("family left out")
+ax.set_xlabel(f"{TECHNIQUE} on the {TARGET} scale: mean and {PCT} HDI")
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+fig.tight_layout()
+plt.show()
+
+moves = {r["family"]: r["summaries"][TECHNIQUE]["mean"] - baseline[TECHNIQUE]["mean"] for r in lofo}
+biggest = max(moves, key=lambda f: abs(moves[f])) if moves else None
+display(
+    Markdown(
+        (
+            f"Leaving out `{biggest}` moves {TECHNIQUE}'s mean most, by {moves[biggest]:+.4f} (from "
+            f"{baseline[TECHNIQUE]['mean']:.4f}); "
+            + ", ".join(f"`{f}` {v:+.4f}" for f, v in moves.items() if f != biggest)
+            + f". {sum(r['fit'].diagnostics.passed for r in lofo)} of {len(lofo)} refits passed their diagnostics."
+        )
+        if moves
+        else "No family could be left out."
+    )
+)
+
+# %% [markdown]
+# ## 5. The note's two sources alone (single-technique model, not the default)
+#
+# enterpriseLang's value for T1102 is the plain mean of two percentages: M-Trends 2020's share of attack
+# lifecycles and the SoK study's share of Windows malware families. This section keeps to those two sources, as the
+# original note did, and fits the project's single-technique hierarchical Beta-Binomial model with the exact grid
+# engine (`attackprev.inference.exact`). It asks what the note's arithmetic implies about weights and
+# denominators; it does **not** describe the default multi-source model above.
+
+# %%
 evidence = load_evidence()
 obs = evidence.for_technique(TECHNIQUE)
 sources = [o.source_id for o in obs]
@@ -83,7 +456,6 @@ MT, SOK = sources.index("mtrends2020"), sources.index("sok2019_windows_malware")
 MT_PERCENT = obs[MT].percent
 MT_DECIMALS = evidence.sources["mtrends2020"].percent_decimals
 recovery = evidence.recoveries["mtrends2020"]
-PUBLISHED = note_for(TECHNIQUE, obs[0].note_path).published_p
 prior = PRIORS[DEFAULT_PRIOR]
 full = fit_exact(y, n, prior, sources=sources)
 
@@ -95,114 +467,66 @@ def weights_with(i: int, w: float) -> np.ndarray:
     return out
 
 
-display(
-    Markdown(
-        f"**Evidence.** `{sources[MT]}`: {MT_PERCENT:g} % of attack lifecycles, read as {y[MT]:.0f} of "
-        f"{n[MT]:.0f} (the denominator is inferred: {recovery.trials} is the smallest number of lifecycles for "
-        f"which all {len(recovery.percents)} of its published percentages are whole counts). "
-        f"`{sources[SOK]}`: {y[SOK]:.0f} of {n[SOK]:.0f} malware families. enterpriseLang: {PUBLISHED}. "
-        f"Prior: `{prior.name}` ({prior.label}). {'**Fast run** (coarse sweeps, short MCMC).' if FAST else ''}"
-    )
-)
-
-# %% [markdown]
-# ## 1. Four ways to combine two sources
-#
-# * **Mean of percentages** (enterpriseLang): each source gets one equal vote, whatever its size. No uncertainty.
-# * **Complete pooling**: all 1178 cases are treated as one sample from one rate, (9 + 47) / (227 + 951).
-#   The SoK study, being four times larger, dominates, and the interval is narrow because it assumes the two
-#   populations are the same.
-# * **No pooling**: each source on its own, with its own interval.
-# * **Hierarchical model**: each source has its own rate, drawn from a common distribution with mean μ; μ is the
-#   probability for *a new environment*. With only two sources the model cannot tell well how much
-#   environments differ, and says so with a wide interval.
-#
-# The last row is the multi-technique model of `reports/techniques/`, which learns how much sources differ
-# from all 53 techniques at once and is the value the T1102 report recommends.
-
-# %%
 naive = mean_of_percentages([o.percent / 100 if o.percent is not None else o.rate for o in obs])
-pooled = complete_pooling(y, n)
-alone = no_pooling(y.astype(int), n.astype(int), sources)
-hier = hierarchical(full, f"hierarchical, this technique alone (exact, `{prior.name}`)")
-
-catalogue_path = ROOT / "reports" / "techniques" / "posterior.nc"
-with xr.open_datatree(catalogue_path) as tree:
-    catalogue_mu = tree["posterior"]["mu"].sel(technique=TECHNIQUE).values.ravel().astype(float)
-    catalogue_current = tree.attrs.get("data_sha256") == evidence.digest
-catalogue = Estimate(
-    "hierarchical, multi-technique (reports/techniques)", float(catalogue_mu.mean()), *hdi(catalogue_mu)
-)
-
-estimates = [Estimate("mean of percentages (enterpriseLang)", naive), pooled, *alone, hier, catalogue]
+estimates = [
+    Estimate("mean of percentages (enterpriseLang)", naive),
+    complete_pooling(y, n),
+    *no_pooling(y.astype(int), n.astype(int), sources),
+    hierarchical(full, f"hierarchical, the two sources (exact, `{prior.name}`)"),
+    Estimate(f"for comparison: the default multi-source model, `{TARGET}` scale", head["mean"], *head["hdi_94"]),
+]
 display(
     Markdown(
-        markdown_table(
+        f"**The note's two sources.** `{sources[MT]}`: {MT_PERCENT:g} % of attack lifecycles, read as "
+        f"{y[MT]:.0f} of {n[MT]:.0f} (the denominator is inferred: {recovery.trials} is the smallest number of "
+        f"lifecycles for which all {len(recovery.percents)} of its published percentages are whole counts). "
+        f"`{sources[SOK]}`: {y[SOK]:.0f} of {n[SOK]:.0f} malware families. Prior: `{prior.name}` ({prior.label}).\n\n"
+        + markdown_table(
             [e.as_row() for e in estimates],
             {
                 "method": lambda r: r["method"],
                 "estimate": lambda r: f"{r['mean']:.4f}",
-                "94 % interval": lambda r: interval(r["low"], r["high"]),
+                f"{PCT} interval": lambda r: interval(r["low"], r["high"]),
             },
         )
-        + "\n\nIntervals: Jeffreys for the binomial rows, highest-density for the hierarchical ones."
-        + ("" if catalogue_current else "\n\n**The saved catalogue posterior was fitted to other data.**")
+        + "\n\nIntervals: Jeffreys for the binomial rows, highest-density for the hierarchical and multi-source ones."
     )
 )
 
-# %%
-fig, ax = plt.subplots(figsize=(8, 3.2))
-for i, e in enumerate(estimates[::-1]):
-    if e.low is not None:
-        ax.plot([e.low, e.high], [i, i], color="C0", lw=2)
-    ax.plot(e.mean, i, "o", color="C0" if e.low is not None else "C3")
-ax.axvline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
-ax.set_yticks(range(len(estimates)), [e.method.replace("`", "") for e in estimates[::-1]])
-ax.set_xlabel("probability that an attack uses T1102 (estimate and 94 % interval)")
-ax.legend(loc="upper right")
-fig.tight_layout()
-plt.show()
-
 # %% [markdown]
-# ## 2. How much each source counts
+# ### 5a. How much each of the two sources counts
 #
-# A weight w between 0 and 1 tempers a source's evidence (a *power prior*): with w = 0.5, M-Trends' 9 of 227
-# counts like 4.5 of 113.5. Below, one source's weight runs from 0 to 1 while the other stays at 1. The line is
-# the posterior mean of μ, the band its 94 % highest-density interval (HDI).
+# A weight w between 0 and 1 tempers a source's evidence (a *power prior*): with w = ½ a count of k of n counts
+# like k/2 of n/2. One source's weight runs from 0 to 1 while the other stays at 1; the line is the posterior mean
+# of μ (the rate for a new environment), the band its HDI.
 
 # %%
-steps = 9 if FAST else 41
-grid = np.linspace(0.0, 1.0, steps)
+grid = np.linspace(0.0, 1.0, 9 if FAST else 41)
 sweeps = {s: weight_sweep(y, n, prior, i, grid, point=PUBLISHED) for i, s in enumerate(sources)}
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-for ax, (s, rows) in zip(axes, sweeps.items(), strict=True):
-    w = [r["weight"] for r in rows]
-    ax.fill_between(w, [r["hdi_low"] for r in rows], [r["hdi_high"] for r in rows], alpha=0.25, label="94 % HDI")
-    ax.plot(w, [r["mean"] for r in rows], lw=2, label="posterior mean of μ")
+for ax, (s, sweep) in zip(axes, sweeps.items(), strict=True):
+    w = [r["weight"] for r in sweep]
+    ax.fill_between(w, [r["hdi_low"] for r in sweep], [r["hdi_high"] for r in sweep], alpha=0.25, label=f"{PCT} HDI")
+    ax.plot(w, [r["mean"] for r in sweep], lw=2, label="posterior mean of μ")
     ax.axhline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
     ax.set_xlabel(f"weight of {s} (the other source: 1)")
     ax.set_title(s)
-axes[0].set_ylabel("μ")
+axes[0].set_ylabel("μ (the note's two sources)")
 axes[0].legend(loc="upper right")
 fig.tight_layout()
 plt.show()
 
-
-def at(rows: list[dict], weight: float) -> dict:
-    """The sweep row nearest to a weight."""
-    return min(rows, key=lambda r: abs(r["weight"] - weight))
-
-
 display(
     Markdown(
         markdown_table(
-            [{"source": s, "w": w} | at(rows, w) for s, rows in sweeps.items() for w in (0.0, 0.25, 0.5, 1.0)],
+            [{"source": s} | sweep[0] for s, sweep in sweeps.items()] + [{"source": "both"} | sweeps[sources[0]][-1]],
             {
-                "source re-weighted": lambda r: f"`{r['source']}`",
-                "weight": lambda r: f"{r['weight']:.2f}",
+                "weights": lambda r: (
+                    f"`{r['source']}` at 0" if r["source"] != "both" else "both at 1 (the note's sources as counted)"
+                ),
                 "mean μ": lambda r: f"{r['mean']:.4f}",
-                "94 % HDI": lambda r: interval(r["hdi_low"], r["hdi_high"]),
+                f"{PCT} HDI": lambda r: interval(r["hdi_low"], r["hdi_high"]),
                 f"P(μ > {PUBLISHED})": lambda r: f"{r['prob_greater']:.2f}",
             },
         )
@@ -210,327 +534,100 @@ display(
 )
 
 # %% [markdown]
-# Both weights at once: the posterior mean of μ for every pair of weights.
-
-# %%
-pair_steps = 6 if FAST else 21
-pair_grid = np.linspace(0.0, 1.0, pair_steps)
-means = weight_grid(y, n, prior, pair_grid)
-lowest = np.unravel_index(np.nanargmin(means), means.shape)
-
-fig, ax = plt.subplots(figsize=(6, 4.6))
-ax.grid(False)
-mesh = ax.pcolormesh(pair_grid, pair_grid, means.T, shading="nearest", cmap="viridis")
-fig.colorbar(mesh, ax=ax, label="posterior mean of μ")
-ax.plot(pair_grid[lowest[0]], pair_grid[lowest[1]], "r*", ms=14)
-ax.set_title(f"★ lowest mean: {np.nanmin(means):.4f}", fontsize="medium")
-ax.set_xlabel(f"weight of {sources[0]}")
-ax.set_ylabel(f"weight of {sources[1]}")
-fig.tight_layout()
-plt.show()
-
-# %% [markdown]
-# ## 3. How many attack lifecycles did M-Trends 2020 cover?
+# ### 5b. How many attack lifecycles did M-Trends 2020 cover?
 #
-# M-Trends 2020 prints percentages without a denominator. The smallest number of lifecycles that makes every one
-# of its percentages a whole count is 227, so 3.96 % is read as 9 of 227; its multiples (454, 681, ...) fit too.
-# A sceptic may prefer another number. For each denominator n the percentage must become a whole count:
-#
-# * when some count k out of n rounds to exactly 3.96 % (two decimals), that k is used ("consistent");
-# * otherwise the nearest count, round(0.0396 × n), is used ("nearest"), and its rate differs slightly from
-#   3.96 % — the table shows the rate each count implies.
-#
-# The smooth line instead holds the rate at exactly 3.96 % with a fractional count (0.0396 × n), to show the trend
-# without rounding steps.
+# M-Trends 2020 prints percentages without a denominator; the smallest number of lifecycles that makes every one of
+# its percentages a whole count is used (its multiples fit too). For each other denominator, the count that rounds
+# to the published percentage is used when one exists ("consistent"), else the nearest count ("nearest"). A
+# denominator and a weight are the same knob: fewer lifecycles at the same rate is a weight below 1.
 
 # %%
 named = sorted({100, 150, 300, 1000, *recovery.candidates[:2]})
-table = denominator_sweep(y, n, prior, MT, MT_PERCENT, named, decimals=MT_DECIMALS, point=PUBLISHED)
-curve_n = np.geomspace(50, 2000, 9 if FAST else 40)
-curve = denominator_sweep(y, n, prior, MT, MT_PERCENT, curve_n, decimals=None)
-
+den_table = denominator_sweep(y, n, prior, MT, MT_PERCENT, named, decimals=MT_DECIMALS, point=PUBLISHED)
 display(
     Markdown(
         markdown_table(
-            table,
+            den_table,
             {
                 "M-Trends lifecycles n": lambda r: f"{r['trials']}" + (" (recovered)" if r["trials"] == n[MT] else ""),
                 "count": lambda r: f"{r['successes']}",
                 "how": lambda r: r["how"],
                 "rate": lambda r: f"{100 * r['rate']:.2f} %",
                 "mean μ": lambda r: f"{r['mean']:.4f}",
-                "94 % HDI": lambda r: interval(r["hdi_low"], r["hdi_high"]),
+                f"{PCT} HDI": lambda r: interval(r["hdi_low"], r["hdi_high"]),
                 f"P(μ > {PUBLISHED})": lambda r: f"{r['prob_greater']:.2f}",
             },
         )
     )
 )
 
-fig, ax = plt.subplots(figsize=(10, 4))
-ax.fill_between(curve_n, [r["hdi_low"] for r in curve], [r["hdi_high"] for r in curve], alpha=0.2, label="94 % HDI")
-ax.plot(curve_n, [r["mean"] for r in curve], lw=2, label="mean of μ (rate held at exactly 3.96 %)")
-ax.errorbar(
-    [r["trials"] for r in table],
-    [r["mean"] for r in table],
-    yerr=[[r["mean"] - r["hdi_low"] for r in table], [r["hdi_high"] - r["mean"] for r in table]],
-    fmt="o",
-    color="C1",
-    capsize=3,
-    label="whole counts (table above)",
-)
-ax.axvline(n[MT], color="grey", ls=":", label=f"recovered n = {n[MT]:.0f}")
-ax.axhline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
-ax.set_xscale("log")
-ax.set_xlabel("number of attack lifecycles behind M-Trends' 3.96 %")
-ax.set_ylabel("μ")
-ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-fig.tight_layout()
-plt.show()
-
 # %% [markdown]
-# A denominator and a weight are the same knob. A weight w on 9 of 227 gives the likelihood of 9w of 227w, so
-# "M-Trends covered only 100 lifecycles" is the same as giving it weight 100/227 at the same rate:
-
-# %%
-small = min(named)
-as_weight = fit_exact(y, n, prior, weights=weights_with(MT, small / n[MT])).mu.mean
-as_count = denominator_sweep(y, n, prior, MT, 100 * y[MT] / n[MT], [small], decimals=None)[0]["mean"]
-gap = abs(as_weight - as_count)
-gap_text = "less than 1e-12 (rounding error)" if gap < 1e-12 else f"{gap:.1e}"
-display(
-    Markdown(
-        f"Weight {small / n[MT]:.3f} on 9 of 227: mean μ = {as_weight:.5f}. A fractional {y[MT] * small / n[MT]:.3f} "
-        f"of {small}: mean μ = {as_count:.5f} (they differ by {gap_text}). So denominators below "
-        "227 are weights below 1, and denominators above it are weights above 1 (more evidence than counted)."
-    )
-)
-
-# %% [markdown]
-# ## 4. Which weights give back 0.0445?
+# ### 5c. Which weights give back enterpriseLang's value?
 #
-# enterpriseLang's arithmetic gives both sources one equal vote. In a model where cases are counted, that means
-# shrinking the larger source. We solve for the weight by bisection, first in the complete-pooling model
-# (one binomial) and then in the hierarchical model.
+# The mean of percentages gives both sources one equal vote. In a model that counts cases, that means shrinking the
+# larger source. The weight is solved for by bisection, in one pooled binomial and in the hierarchical model.
 
 # %%
 w_sok_pooled = bisect(lambda w: pooled_rate(y, n, weights_with(SOK, w)), PUBLISHED)
-w_mt_pooled = bisect(lambda w: pooled_rate(y, n, weights_with(MT, w)), PUBLISHED)
-w_mt_needed = bisect(lambda w: pooled_rate(y, n, weights_with(MT, w)), PUBLISHED, 1.0, 100.0)
 w_hier = {
     s: bisect(lambda w, i=i: fit_exact(y, n, prior, weights=weights_with(i, w)).mu.mean, PUBLISHED)
     for i, s in enumerate(sources)
 }
-lowest_mean = float(np.nanmin(means))
-percentile = 100 * full.cdf_mu(PUBLISHED)
-if w_mt_pooled is not None:
-    mt_text = f"works at weight {w_mt_pooled:.3f}."
-elif w_mt_needed is not None:
-    mt_text = (
-        f"is impossible within [0, 1]: it would need weight {w_mt_needed:.2f}, counting its {n[MT]:.0f} lifecycles "
-        f"as {w_mt_needed * n[MT]:.0f}."
-    )
-else:
-    mt_text = "is impossible for any weight up to 100."
 found = {s: w for s, w in w_hier.items() if w is not None}
-if found:
-    hier_text = (
-        f"The posterior mean of μ equals {PUBLISHED} when "
-        + "; ".join(f"`{s}` has weight {w:.3f}" for s, w in found.items())
-        + " (the other source at weight 1)."
-    )
-else:
-    hier_text = (
-        f"No weight in [0, 1] for either source gives a posterior mean of {PUBLISHED}. Over the whole grid of weight "
-        f"pairs the lowest mean is {lowest_mean:.4f}, at weights ({pair_grid[lowest[0]]:.2f}, "
-        f"{pair_grid[lowest[1]]:.2f}). Down-weighting a source removes evidence; with less evidence the model is less "
-        "sure how much environments differ, and the mean for a new environment rises, away from "
-        f"{PUBLISHED}."
-    )
-hier_text += (
-    f" Under the hierarchical posterior P(μ ≤ {PUBLISHED}) = {percentile / 100:.2f}: enterpriseLang's value is "
-    f"plausible, but {'below' if PUBLISHED < full.mu.mean else 'above'} the posterior mean, {full.mu.mean:.4f}."
-)
-
 display(
     Markdown(
-        f"""**Complete pooling.** The pooled rate equals {PUBLISHED} when the SoK study's weight is
-**{w_sok_pooled:.3f}**, i.e. when its {n[SOK]:.0f} families count as {w_sok_pooled * n[SOK]:.0f} — about as many
-as M-Trends' {n[MT]:.0f} lifecycles (equal sizes would need weight {n[MT] / n[SOK]:.3f}). That is what a mean of
-percentages does: it treats the two samples as if they were the same size. Reaching {PUBLISHED} by re-weighting
-M-Trends instead {mt_text}
-
-**Hierarchical model.** {hier_text}"""
+        (
+            f"**One pooled binomial.** The pooled rate equals {PUBLISHED} when the SoK study's weight is "
+            f"{w_sok_pooled:.3f}: its {n[SOK]:.0f} families then count as {w_sok_pooled * n[SOK]:.0f}, about as many "
+            f"as M-Trends' {n[MT]:.0f} lifecycles (equal sizes would need weight {n[MT] / n[SOK]:.3f}). "
+            if w_sok_pooled is not None
+            else f"**One pooled binomial.** No weight of the SoK study in [0, 1] gives {PUBLISHED}. "
+        )
+        + "**Hierarchical model.** "
+        + (
+            f"The posterior mean of μ equals {PUBLISHED} when "
+            + "; ".join(f"`{s}` has weight {w:.3f}" for s, w in found.items())
+            + " (the other source at weight 1)."
+            if found
+            else f"No weight in [0, 1] of either source gives a posterior mean of {PUBLISHED}: down-weighting a "
+            "source removes evidence, the model grows less sure how much environments differ, and the mean for a new "
+            "environment rises."
+        )
+        + f" Under the two sources' hierarchical posterior P(μ ≤ {PUBLISHED}) = {full.cdf_mu(PUBLISHED):.2f}."
     )
 )
 
 # %% [markdown]
-# ## 5. Leave one source out
-#
-# With one source the model has nothing to learn how much environments differ from, so the heterogeneity prior
-# alone sets how far a new environment may be from that source.
+# ## 6. What this means for T1102
 
 # %%
-loo = leave_one_out(y, n, sources, prior, point=PUBLISHED)
+top_level = max((r for r in weights if r["family"] != PRIOR), key=lambda r: r["level_share"])
+top_target = max(weights, key=lambda r: r["target_share"])
+own = next((r for r in weights if r["family"] == TARGET), None)
+den_means = [r["mean"] for r in den_table]
 display(
     Markdown(
-        markdown_table(
-            loo,
-            {
-                "left out": lambda r: f"`{r['left_out']}`",
-                "mean μ": lambda r: f"{r['mean']:.4f}",
-                "median μ": lambda r: f"{r['median']:.4f}",
-                "94 % HDI": lambda r: interval(r["hdi_low"], r["hdi_high"]),
-                f"P(μ > {PUBLISHED})": lambda r: f"{r['prob_greater']:.2f}",
-            },
-        )
+        f"""* **Headline.** On the `{TARGET}` scale ({POPULATION}) {TECHNIQUE} has mean {head["mean"]:.4f}
+  ({PCT} HDI {interval(*head["hdi_94"])}); enterpriseLang's {PUBLISHED} is at percentile
+  {head["percentile_of_point"]:.0f} of it and {"inside" if head["point_inside_hdi"] else "outside"} the HDI.
+* **The target matters.** On the other families' scales the mean runs from {lowest["mean"]:.4f} (`{lowest["target"]}`)
+  to {highest["mean"]:.4f} (`{highest["target"]}`).
+* **Weights.** By the precision approximation, `{top_level["family"]}` carries the largest share of T1102's level
+  ({100 * top_level["level_share"]:.0f} %) and `{top_target["family"]}` the largest share of its `{TARGET}` value
+  ({100 * top_target["target_share"]:.0f} %){
+            ""
+            if own is None
+            else f"; the `{TARGET}` family's own counts, {own['successes']} of {own['trials']}, carry "
+            f"{100 * own['target_share']:.0f} % of the target value"
+        }.
+* **Leaving a family out** {
+            f"moves the mean by at most {abs(moves[biggest]):.4f} (without `{biggest}`)"
+            if moves
+            else "was not possible"
+        }{" (fast run: only " + str(len(lofo)) + " families refitted)" if FAST else ""}.
+* **The note's two sources alone**, in the single-technique model, give {full.mu.mean:.4f}
+  ({PCT} HDI {interval(*full.mu.hdi_94)}); M-Trends' denominator moves that between
+  {min(den_means):.4f} and {max(den_means):.4f} over {min(named)} to {max(named)} lifecycles."""
     )
 )
-
-# %% [markdown]
-# ## 6. Prior sensitivity
-#
-# Every hyperprior in `attackprev.model.priors.PRIORS`, with both sources at full weight, and (second table)
-# together with
-# the M-Trends denominator, to compare the two choices.
-
-# %%
-sens = sensitivity_table(y, n, sources, np.ones(len(y)), PUBLISHED)
-display(
-    Markdown(
-        markdown_table(
-            sens,
-            {
-                "prior": lambda r: f"`{r['prior']}`" + (" (default)" if r["prior"] == DEFAULT_PRIOR else ""),
-                "hyperprior": lambda r: r["label"],
-                "mean μ": lambda r: f"{r['mean']:.4f}",
-                "median μ": lambda r: f"{r['median']:.4f}",
-                "94 % HDI": lambda r: interval(*r["hdi_94"]),
-                f"P(μ > {PUBLISHED})": lambda r: f"{r['prob_greater']:.2f}",
-            },
-        )
-    )
-)
-
-cross_n = [min(named), int(n[MT]), max(named)]
-cross = {
-    name: {d: denominator_sweep(y, n, p, MT, MT_PERCENT, [d], decimals=MT_DECIMALS)[0]["mean"] for d in cross_n}
-    for name, p in PRIORS.items()
-}
-display(
-    Markdown(
-        "Mean of μ by prior (rows) and M-Trends denominator (columns):\n\n"
-        + markdown_table(
-            [{"prior": k} | v for k, v in cross.items()],
-            {"prior": lambda r: f"`{r['prior']}`"} | {f"n = {d}": (lambda r, d=d: f"{r[d]:.4f}") for d in cross_n},
-        )
-    )
-)
-
-fig, ax = plt.subplots(figsize=(8, 2.8))
-for i, r in enumerate(sens[::-1]):
-    ax.plot(r["hdi_94"], [i, i], color="C0", lw=2)
-    ax.plot(r["mean"], i, "o", color="C0")
-ax.axvline(PUBLISHED, color="C3", ls="--", lw=1, label=f"enterpriseLang {PUBLISHED}")
-ax.set_yticks(range(len(sens)), [r["prior"] for r in sens[::-1]])
-ax.set_xlabel("μ: posterior mean and 94 % HDI")
-ax.legend(loc="lower right")
-fig.tight_layout()
-plt.show()
-
-# %% [markdown]
-# ## 7. Spot checks by MCMC
-#
-# Everything above used the exact grid calculation. Here the PyMC model is sampled (nutpie) for two of the
-# settings and compared with it. The difference between the two means is measured in Monte Carlo standard
-# errors (MCSE): a difference of up to about 3 MCSE is what sampling noise alone produces.
-
-# %%
-settings = SamplerSettings(draws=300, tune=300, chains=2) if FAST else SamplerSettings()
-checks = {}
-for label, weights in (
-    ("both sources at weight 1", np.ones(len(y))),
-    ("M-Trends at weight 0.5", weights_with(MT, 0.5)),
-):
-    fit = sample_technique(y, n, sources, prior, settings, weights=weights)
-    checks[label] = mcmc_check(fit, fit_exact(y, n, prior, sources=sources, weights=weights))
-
-display(
-    Markdown(
-        markdown_table(
-            [{"setting": k} | v for k, v in checks.items()],
-            {
-                "setting": lambda r: r["setting"],
-                "MCMC mean μ": lambda r: f"{r['mcmc_mean']:.4f}",
-                "exact mean μ": lambda r: f"{r['exact_mean']:.4f}",
-                "MCMC 94 % HDI": lambda r: interval(*r["mcmc_hdi"]),
-                "exact 94 % HDI": lambda r: interval(*r["exact_hdi"]),
-                "MCSE": lambda r: f"{r['mcse']:.4f}",
-                "difference / MCSE": lambda r: f"{r['gap_in_mcse']:.1f}",
-                "R-hat": lambda r: f"{r['r_hat']:.3f}",
-                "ESS bulk": lambda r: f"{r['ess_bulk']:.0f}",
-                "divergences": lambda r: r["divergences"],
-            },
-        )
-        + f"\n\n{settings.chains} chains × {settings.draws} draws after {settings.tune} tuning steps."
-    )
-)
-
-# %% [markdown]
-# ## 8. What this means for T1102
-
-# %%
-lo_n, hi_n = min(table, key=lambda r: r["trials"]), max(table, key=lambda r: r["trials"])
-den_span = max(r["mean"] for r in table) - min(r["mean"] for r in table)
-weight_span = {s: max(r["mean"] for r in rows) - min(r["mean"] for r in rows) for s, rows in sweeps.items()}
-upper_span = max(max(r["mean"] for r in rows if r["weight"] >= 0.25) - rows[-1]["mean"] for rows in sweeps.values())
-prior_means = {r["prior"]: r["mean"] for r in sens}
-prior_lo, prior_hi = min(prior_means, key=prior_means.get), max(prior_means, key=prior_means.get)
-spans = {
-    "the hyperprior": prior_means[prior_hi] - prior_means[prior_lo],
-    f"the M-Trends denominator ({lo_n['trials']} to {hi_n['trials']})": den_span,
-    **{f"the weight of `{s}` (0 to 1)": v for s, v in weight_span.items()},
-}
-ranked = sorted(spans, key=spans.get, reverse=True)
-worst_check = max(c["gap_in_mcse"] for c in checks.values())
-intervals = [(e.low, e.high) for e in estimates if e.low is not None]
-intervals += [(r["hdi_low"], r["hdi_high"]) for r in table] + [tuple(r["hdi_94"]) for r in sens]
-inside = sum(lo <= PUBLISHED <= hi for lo, hi in intervals)
-
-
-def size(span: float) -> str:
-    """A change in the mean of μ, relative to the default posterior mean, in words."""
-    share = span / full.mu.mean
-    return "little" if share < 0.15 else "moderately" if share < 0.5 else "a lot"
-
-
-display(
-    Markdown(
-        f"""* **The M-Trends denominator matters {size(den_span)}.** Moving it from {lo_n["trials"]} to
-  {hi_n["trials"]} lifecycles moves the posterior mean of μ from {lo_n["mean"]:.4f} to {hi_n["mean"]:.4f}
-  (94 % HDI {interval(lo_n["hdi_low"], lo_n["hdi_high"])} to {interval(hi_n["hdi_low"], hi_n["hdi_high"])});
-  at the recovered {n[MT]:.0f} it is {full.mu.mean:.4f}. The rate, 3.96 %, stays; only how much it counts changes.
-* **Source weights.** Between weight 0.25 and 1 the mean moves by at most {upper_span:.4f}; dropping a source
-  altogether (weight 0) moves it from {full.mu.mean:.4f} to {sweeps[sources[MT]][0]["mean"]:.4f} without
-  `{sources[MT]}` and to {sweeps[sources[SOK]][0]["mean"]:.4f} without `{sources[SOK]}`.
-* **The mean of percentages is a weighting.** In one pooled binomial, {PUBLISHED} comes back when the SoK study's
-  weight is {w_sok_pooled:.3f} ({w_sok_pooled * n[SOK]:.0f} of its {n[SOK]:.0f} families counted, about M-Trends'
-  {n[MT]:.0f}). In the hierarchical model {
-            "no weights in [0, 1] reproduce it"
-            if all(w is None for w in w_hier.values())
-            else "weights " + ", ".join(f"{s}: {w}" for s, w in w_hier.items()) + " reproduce it"
-        }: the lowest mean
-  reachable on the weight grid is {lowest_mean:.4f}.
-* **What moves the answer most**, by how far each choice moves the mean: {
-            "; ".join(f"{k} ({spans[k]:.4f})" for k in ranked)
-        }. Across the {len(prior_means)} priors the mean runs from {prior_means[prior_lo]:.4f} (`{prior_lo}`) to
-  {prior_means[prior_hi]:.4f} (`{prior_hi}`). The multi-technique model, which learns how much sources differ from
-  the whole catalogue, gives {catalogue.mean:.4f} (94 % HDI {interval(catalogue.low, catalogue.high)}).
-* **MCMC against the exact engine: {"agreement" if worst_check <= 3 else "disagreement"}.** In the spot checks the
-  sampler's mean of μ was at most {worst_check:.1f} Monte Carlo standard errors from the exact one
-  ({settings.chains} chains × {settings.draws} draws; up to 3 is sampling noise).
-* **For a threat model:** enterpriseLang's {PUBLISHED} lies inside {inside} of the {len(intervals)} intervals in
-  this notebook; under this technique's own posterior P(μ ≤ {PUBLISHED}) = {
-            percentile / 100:.2f}. Besides the recommended
-  mean, run the simulation with the upper end of the HDI, {catalogue.high:.3f} under the multi-technique model."""
-    )
-)
+display(Markdown(f"Settings of the default fit: `{asdict(result.settings)}`."))

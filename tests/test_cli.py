@@ -135,7 +135,7 @@ def test_exact_engine_report_replaces_earlier_one(tmp_path, earlier_report):
     assert summary["estimand"]["default"] is False and "--engine exact" in summary["estimand"]["note"]
     assert "note: the headline is the single-technique model, not the default: --engine exact" in proc.stdout
     first = (earlier_report / "t1102" / "report.md").read_text().splitlines()[2]
-    assert first.startswith("> **Headline: the single-technique model, not the default multi-technique model**")
+    assert first.startswith("> **Headline: the single-technique model, not the default multi-source model**")
 
 
 def test_user_csv_with_three_sources(tmp_path):
@@ -214,17 +214,24 @@ def test_export_mal_in_place_needs_patch(tmp_path):
     assert proc.returncode == 2 and "--in-place needs --patch" in proc.stderr
 
 
-def test_export_mal_covers_the_whole_catalogue():
-    """With reports/techniques/ present every technique is exported from it, T1102 included."""
+def test_export_mal_covers_every_mapped_technique_of_the_catalogue():
+    """With reports/techniques/ present every technique with an enterpriseLang step is exported from it, T1102
+    included, each with the population its probability is a share of."""
+    import csv
+
+    from attackprev.mal.mapping import load_steps
+
     proc = run("export-mal", "--reports", str(ROOT / "reports"))
     assert proc.returncode == 0, proc.stderr
     steps = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
-    catalogue = (ROOT / "reports" / "techniques" / "catalogue.csv").read_text().splitlines()
-    assert len(steps) == len(catalogue) - 1
+    with (ROOT / "reports" / "techniques" / "catalogue.csv").open() as f:
+        catalogue = {row["technique_id"] for row in csv.DictReader(f)}
+    assert len(steps) == len(catalogue & set(load_steps())) > 40
     t1102 = json.loads((ROOT / "reports" / "t1102" / "summary.json").read_text())
-    assert t1102["mal"]["model"] == "multi-technique"  # the same model as the catalogue, so the same value
+    assert t1102["mal"]["model"] == "multi-source"  # the same model as the catalogue, so the same value
     assert f"| webService [{t1102['mal']['expression']}]" in steps
     assert "reports/techniques/catalogue.csv" in proc.stdout
+    assert "// target population: mtrends (intrusions investigated by Mandiant incident responders)" in proc.stdout
 
 
 @pytest.mark.slow

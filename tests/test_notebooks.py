@@ -45,10 +45,38 @@ def test_committed_outputs_come_from_one_full_run(path):
             assert "Fast run" not in str(out.get("data", {}).get("text/markdown", "")), "committed from a fast run"
 
 
+@pytest.mark.parametrize("path", TWINS, ids=lambda p: p.stem)
+def test_notebooks_read_no_old_posterior(path):
+    """The old multi-technique posterior (reports/techniques/posterior.nc) is gone; the notebooks read the
+    multi-source fit instead."""
+    assert "posterior.nc" not in path.read_text(encoding="utf-8")
+
+
+def _output_text(nb) -> str:
+    """Every markdown and text output of an executed notebook, joined."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            data = out.get("data", {})
+            parts.append(str(data.get("text/markdown", "")) + str(data.get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def _target_populations() -> set[str]:
+    """What the default target family's sources count, as ``data/sources.csv`` words it."""
+    from attackprev.config import DEFAULT_TARGET
+    from attackprev.evidence.counts import load_counts
+
+    table = load_counts()
+    return {table.sources[s].population for s in table.used_sources() if table.sources[s].family == DEFAULT_TARGET}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch):
-    """Execute the notebook in fast mode; any cell error fails the test. The kernel must be this interpreter."""
+    """Execute the notebook in fast mode; any cell error fails the test. The kernel must be this interpreter.
+    A fast run says so, and names the target population its probabilities are shares of."""
     from nbclient import NotebookClient
 
     monkeypatch.setenv(FAST_ENV, "1")
@@ -60,3 +88,7 @@ def test_notebook_runs(path, monkeypatch):
     client.execute()
     prefix = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
     assert Path(prefix).resolve() == Path(sys.prefix).resolve(), "the python3 kernel is not this environment's Python"
+    text = _output_text(nb)
+    assert "fast run" in text.lower(), "a fast run must say so in its output"
+    assert "target population" in text.lower()
+    assert any(p in text for p in _target_populations()), "the outputs must name the target population"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from attackprev.analysis.technique import MULTI, SINGLE
+from attackprev.analysis.technique import MULTI, SINGLE, SYNTHESIS
 from attackprev.errors import InputError
 from attackprev.evidence.tables import load_evidence
 from attackprev.pipeline import RunOptions, plan_run, run_fit
@@ -39,16 +39,39 @@ def bundled():
     return load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)
 
 
-def test_default_headline_is_the_multi_technique_model_with_its_own_settings(bundled):
-    plan = plan_run(RunOptions(), bundled, ["T1102"], False)
-    assert plan.headline == MULTI and plan.note is None and plan.fit_multi
-    assert (plan.multi.draws, plan.multi.tune, plan.single.draws, plan.single.tune) == (1500, 1500, 4000, 1000)
+@pytest.fixture(scope="module")
+def v2():
+    from attackprev.evidence.counts import load_counts
+
+    return load_counts()
 
 
-def test_sampler_options_reach_every_fitted_model(bundled):
-    plan = plan_run(RunOptions(seed=1, draws=600, tune=700, chains=2), bundled, ["T1102"], False)
-    for settings in (plan.multi, plan.single):
+def test_default_headline_is_the_multi_source_model_with_its_own_settings(bundled, v2):
+    plan = plan_run(RunOptions(), bundled, ["T1102"], False, v2)
+    assert plan.headline == SYNTHESIS and plan.note is None and plan.fit_synthesis and not plan.fit_multi
+    assert plan.target == "mtrends"
+    assert (plan.synthesis.draws, plan.synthesis.tune, plan.single.draws, plan.single.tune) == (1500, 1000, 4000, 1000)
+
+
+def test_a_data_file_gets_the_multi_technique_model_and_says_so(bundled):
+    plan = plan_run(RunOptions(), bundled, ["T1102"], False)  # no evidence base v2: a --data run
+    assert plan.headline == MULTI and "--data" in plan.note and plan.fit_multi and not plan.fit_synthesis
+    assert (plan.multi.draws, plan.multi.tune) == (1500, 1500)
+
+
+def test_all_writes_the_catalogue_of_the_default_model(bundled, v2):
+    assert plan_run(RunOptions(), bundled, [], True, v2).fit_synthesis
+    assert plan_run(RunOptions(model="single"), bundled, ["T1102"], True, v2).fit_synthesis
+    multi = plan_run(RunOptions(model="multi"), bundled, [], True, v2)
+    assert multi.fit_multi and not multi.fit_synthesis
+
+
+def test_sampler_options_reach_every_fitted_model(bundled, v2):
+    plan = plan_run(RunOptions(seed=1, draws=600, tune=700, chains=2), bundled, ["T1102"], False, v2)
+    for settings in (plan.synthesis, plan.single):
         assert (settings.seed, settings.draws, settings.tune, settings.chains) == (1, 600, 700, 2)
+    plan = plan_run(RunOptions(seed=1, draws=600, tune=700, chains=2), bundled, ["T1102"], False)
+    assert (plan.multi.seed, plan.multi.draws, plan.multi.tune, plan.multi.chains) == (1, 600, 700, 2)
 
 
 @pytest.mark.parametrize(
@@ -60,9 +83,9 @@ def test_sampler_options_reach_every_fitted_model(bundled):
         (RunOptions(model="single", prior="pareto"), "--model single"),
     ],
 )
-def test_a_change_of_estimand_is_named(bundled, options, note):
-    plan = plan_run(options, bundled, ["T1102"], False)
-    assert plan.headline == SINGLE and note in plan.note and not plan.fit_multi
+def test_a_change_of_estimand_is_named(bundled, v2, options, note):
+    plan = plan_run(options, bundled, ["T1102"], False, v2)
+    assert plan.headline == SINGLE and note in plan.note and not plan.fit_multi and not plan.fit_synthesis
 
 
 @pytest.mark.parametrize(
@@ -74,11 +97,19 @@ def test_a_change_of_estimand_is_named(bundled, options, note):
         (RunOptions(engine="exact", seed=3), "--seed: nothing is sampled"),
         (RunOptions(model="fancy"), "--model 'fancy'"),
         (RunOptions(weights={"nosuch": 0.5}), "unknown source 'nosuch'"),
+        (RunOptions(model="synthesis", engine="exact"), "--model synthesis: --engine exact"),
+        (RunOptions(target="gartner"), "--target 'gartner': not a family"),
+        (RunOptions(target="attack_groups", model="single"), "--target attack_groups: it sets the multi-source"),
     ],
 )
-def test_options_that_would_not_reach_a_number_are_refused(bundled, options, message):
+def test_options_that_would_not_reach_a_number_are_refused(bundled, v2, options, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        plan_run(options, bundled, ["T1102"], False)
+        plan_run(options, bundled, ["T1102"], False, v2)
+
+
+def test_the_multi_source_model_needs_the_evidence_base(bundled):
+    with pytest.raises(InputError, match="--model synthesis reads the evidence base v2"):
+        plan_run(RunOptions(model="synthesis"), bundled, ["T1102"], False)
 
 
 def test_too_little_evidence_for_the_multi_technique_model(tmp_path):

@@ -67,8 +67,15 @@ def _interactive() -> bool:
 def fit(
     techniques: Annotated[list[str] | None, typer.Argument(help="ATT&CK IDs, e.g. T1102.")] = None,
     all_techniques: Annotated[
-        bool, typer.Option("--all", help="Fit the multi-technique model and write the catalogue report.")
+        bool, typer.Option("--all", help="Fit every technique and write the catalogue (OUT/techniques/).")
     ] = False,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Family on whose scale the multi-source model states probabilities "
+            "(default mtrends: share of intrusions investigated by incident responders)."
+        ),
+    ] = "mtrends",
     data: Annotated[
         Path | None, typer.Option(help="CSV of observations: technique_id, source_id, successes, trials.")
     ] = None,
@@ -88,22 +95,26 @@ def fit(
     model: Annotated[
         str,
         typer.Option(
-            help="auto (default): the multi-technique model when the evidence supports it and no option asks "
-            "for the single-technique one; multi; or single."
+            help="auto (default): the multi-source synthesis of the evidence base v2 unless an option asks for "
+            "the single-technique model (with --data: the multi-technique model); synthesis; multi (the four "
+            "sources of enterpriseLang's notes, exchangeable); or single."
         ),
     ] = "auto",
     out: Annotated[Path, typer.Option(help="Folder for reports.")] = Path("reports"),
     draws: Annotated[
-        int | None, typer.Option(min=100, help="Draws per chain (default: 1500 multi-technique, 4000 single).")
+        int | None,
+        typer.Option(min=100, help="Draws per chain (default: 1500 multi-source and multi-technique, 4000 single)."),
     ] = None,
     tune: Annotated[
-        int | None, typer.Option(min=100, help="Tuning steps per chain (default: 1500 multi, 1000 single).")
+        int | None,
+        typer.Option(min=100, help="Tuning steps per chain (default: 1000 multi-source, 1500 multi, 1000 single)."),
     ] = None,
     chains: Annotated[int | None, typer.Option(min=1, help="Chains (default 4).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default 20201102).")] = None,
     figures: Annotated[bool, typer.Option(help="Draw the report's figures.")] = True,
     refit: Annotated[
-        bool, typer.Option("--refit", help="Fit the multi-technique model even if a saved fit matches.")
+        bool,
+        typer.Option("--refit", help="Fit the multi-source (or multi-technique) model even if a saved fit matches."),
     ] = False,
 ) -> None:
     """Fit techniques and write their reports to OUT/<technique id>/."""
@@ -117,6 +128,7 @@ def fit(
     ids = [check_technique_format(t) for t in techniques or []]
     options = RunOptions(
         model=model,
+        target=target,
         engine=engine,
         prior=prior,
         weights=_pairs(weight, "--weight", float),
@@ -130,17 +142,26 @@ def fit(
     overrides = _pairs(trials, "--trials", int)
     for t in ids:
         check_technique_id(t)
+    table = None
     if data is None:
-        evidence = load_evidence(OBSERVATIONS_CSV, sources or SOURCES_CSV, overrides)
+        from attackprev.evidence.counts import load_counts
+
+        known = {s.source_id for s in load_evidence(OBSERVATIONS_CSV, sources or SOURCES_CSV).observations}
+        evidence = load_evidence(
+            OBSERVATIONS_CSV, sources or SOURCES_CSV, {k: v for k, v in overrides.items() if k in known}
+        )
+        table = load_counts(trials_override=overrides)  # refuses an unknown source, or an n that is published
     else:
         evidence = load_evidence(data, sources, overrides)
-    known = {s.source_id for s in evidence.observations}
-    for sid in overrides:
-        if sid not in known:
-            raise InputError(f"unknown source {sid!r}; sources in the evidence: {', '.join(sorted(known))}")
-    for t in ids:
-        evidence.for_technique(t)  # every technique must have evidence before anything runs
-    plan = plan_run(options, evidence, ids, all_techniques)  # refuses options that would not apply, before any fit
+        known = {s.source_id for s in evidence.observations}
+        for sid in overrides:
+            if sid not in known:
+                raise InputError(f"unknown source {sid!r}; sources in the evidence: {', '.join(sorted(known))}")
+    for t in ids:  # every technique must have evidence before anything runs
+        evidence.for_technique(t)  # a technique report sets the single-technique model of the notes' sources beside
+        if table is not None:
+            table.for_technique(t)
+    plan = plan_run(options, evidence, ids, all_techniques, table)  # refuses options that would not apply
 
     interactive = _interactive()
     if not interactive:
@@ -163,6 +184,7 @@ def fit(
             workers=workers,
             echo=typer.echo,
             plan=plan,
+            table=table,
         )
     finally:
         if workers is not None:
@@ -317,40 +339,6 @@ def evidence_build(
         typer.echo(f"wrote {path}")
     write_text_atomic(report_path, text)
     typer.echo(f"wrote {report_path}")
-
-
-@app.command()
-@user_errors
-def synthesis(
-    target: Annotated[
-        str, typer.Option(help="Family whose scale the probabilities are on (default mtrends: share of intrusions).")
-    ] = "mtrends",
-    trials: Annotated[
-        list[str] | None, typer.Option(help="Override an assumed or inferred n: SOURCE=N (repeatable).")
-    ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for reports (writes OUT/sources/).")] = Path("reports"),
-    draws: Annotated[int | None, typer.Option(min=100, help="Draws per chain (default 1500).")] = None,
-    tune: Annotated[int | None, typer.Option(min=100, help="Tuning steps per chain (default 1000).")] = None,
-    chains: Annotated[int | None, typer.Option(min=1, help="Chains (default 4).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default 20201102).")] = None,
-) -> None:
-    """Fit every technique from every source (the bias-adjusted multi-source model) -> OUT/sources/."""
-    from dataclasses import replace
-
-    from attackprev.evidence.counts import load_counts
-    from attackprev.inference.synthesis import SynthesisSettings
-    from attackprev.pipeline import quiet_libraries, run_synthesis
-
-    table = load_counts(trials_override=_pairs(trials, "--trials", int))
-    given = {"draws": draws, "tune": tune, "chains": chains, "seed": seed}
-    settings = replace(SynthesisSettings(), **{k: v for k, v in given.items() if v is not None})
-    interactive = _interactive()
-    if not interactive:
-        quiet_libraries()
-    command = "attackprev " + " ".join(sys.argv[1:]) if sys.argv[1:] else "attackprev synthesis"
-    result = run_synthesis(table, target, out, settings, command=command, progress=interactive, echo=typer.echo)
-    if not result.passed:
-        raise typer.Exit(EXIT_DIAGNOSTICS)
 
 
 @app.command("export-mal")

@@ -32,15 +32,19 @@ MEMBERS_CSV = EVIDENCE_DIR / "members.csv"
 EXCLUDED_ROWS_CSV = EVIDENCE_DIR / "excluded_rows.csv"
 ELANG_ATTACK_STEPS_CSV = DATA_DIR / "enterpriselang_attack_steps.csv"
 
-#: Sub-folder of a reports folder that holds the multi-technique (catalogue) report.
+#: Sub-folder of a reports folder that holds the catalogue (every technique) report.
 CATALOGUE_DIR = "techniques"
-#: Sub-folder of a reports folder that holds the multi-source synthesis report.
-SYNTHESIS_DIR = "sources"
 
-#: Names of the two models a technique's probability can come from; the first is the default estimand.
+#: Names of the models a technique's probability can come from. The default estimand is the
+#: multi-source synthesis's (every source of the evidence base v2, on one named scale); the
+#: multi-technique model on the four sources of enterpriseLang's notes and the single-technique
+#: model remain on request.
+MULTI_SOURCE = "multi-source"
 MULTI_TECHNIQUE = "multi-technique"
 SINGLE_TECHNIQUE = "single-technique"
-DEFAULT_MODEL = MULTI_TECHNIQUE
+DEFAULT_MODEL = MULTI_SOURCE
+#: The default target family: probabilities are shares of intrusions investigated by incident responders.
+DEFAULT_TARGET = "mtrends"
 
 #: Probability of every credible / highest-density interval the project reports.
 HDI_PROB = 0.94

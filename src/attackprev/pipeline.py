@@ -2,15 +2,17 @@
 
 :func:`plan_run` decides which model produces the headline of a technique report and which
 sampler settings every fitted model gets, refusing, with one line, an option that would not
-reach the number it seems to change. :func:`run_fit` then fits (reusing a saved
-multi-technique posterior when one matches, :func:`attackprev.inference.catalogue.cached_fit_catalogue`)
-and writes the reports.
+reach the number it seems to change. :func:`run_fit` then fits (reusing a saved posterior when
+one matches: :func:`attackprev.inference.synthesis_cache.cached_fit_synthesis`,
+:func:`attackprev.inference.catalogue.cached_fit_catalogue`) and writes the reports.
 
-The default estimand of a technique is the multi-technique model's μ_t: every technique is
-estimated on the same footing, with the between-source heterogeneity learned from every
-technique that several sources report. A run whose headline is another model (the
-single-technique model, chosen with ``--model single``, ``--engine exact`` or ``--weight``)
-says so in its output, in the report's first lines and in ``summary.json``.
+The default estimand of a technique is its probability on one named scale in the multi-source
+synthesis (every source of the evidence base v2, each through its family's systematic offset;
+by default the share of intrusions investigated by incident responders, ``--target mtrends``).
+A run whose headline is another model — the multi-technique model on the four sources of
+enterpriseLang's notes (``--model multi``, or ``--data``), or the single-technique model
+(``--model single``, ``--engine exact``, ``--weight``) — says so in its output, in the report's
+first lines and in ``summary.json``.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from attackprev.analysis.technique import MULTI, SINGLE
+from attackprev.analysis.technique import MULTI, SINGLE, SYNTHESIS
+from attackprev.config import DEFAULT_TARGET
 from attackprev.errors import InputError
 from attackprev.evidence.tables import Evidence
 from attackprev.inference.catalogue import CatalogueSettings
 from attackprev.inference.mcmc import SamplerSettings
+from attackprev.inference.synthesis import SynthesisSettings
 from attackprev.model.priors import DEFAULT_PRIOR, get_prior
 
 ENGINES = ("mcmc", "exact")
-MODELS = ("auto", "multi", "single")
-#: Older spelling of ``multi`` that the command line still accepts.
-MODEL_ALIASES = {"catalogue": "multi"}
+MODELS = ("auto", "synthesis", "multi", "single")
+#: Other spellings the command line accepts.
+MODEL_ALIASES = {"catalogue": "multi", "multi-source": "synthesis", "sources": "synthesis"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,11 @@ class RunOptions:
     Attributes
     ----------
     model
-        ``"auto"`` (the multi-technique model when the evidence supports it and nothing
-        asks for the single-technique one), ``"multi"`` or ``"single"``.
+        ``"auto"`` (the multi-source synthesis on the evidence base v2 when no ``--data`` is
+        given and nothing asks for the single-technique model; else the multi-technique model
+        when the evidence supports it), ``"synthesis"``, ``"multi"`` or ``"single"``.
+    target
+        The family on whose scale the multi-source synthesis states every probability.
     engine
         ``"mcmc"`` or ``"exact"`` (the exact grid computes the single-technique model only).
     prior
@@ -58,6 +65,7 @@ class RunOptions:
     """
 
     model: str = "auto"
+    target: str = DEFAULT_TARGET
     engine: str = "mcmc"
     prior: str | None = None
     weights: dict[str, float] = field(default_factory=dict)
@@ -73,14 +81,17 @@ class RunOptions:
 class RunPlan:
     """What :func:`run_fit` will do, decided before anything is fitted."""
 
-    headline: str  # MULTI or SINGLE, for the techniques named
+    headline: str  # SYNTHESIS, MULTI or SINGLE, for the techniques named
     note: str | None  # why the headline is not the default model
     engine: str
     prior: object  # attackprev.model.priors.Prior
     weights: dict[str, float]
     single: SamplerSettings
     multi: CatalogueSettings
-    fit_multi: bool  # the multi-technique model is needed (headline or --all)
+    fit_multi: bool  # the multi-technique model (notes' sources) is needed (headline, or --all with it)
+    synthesis: SynthesisSettings = field(default_factory=SynthesisSettings)
+    fit_synthesis: bool = False  # the multi-source model is needed (headline, or --all with it)
+    target: str = DEFAULT_TARGET
 
 
 @dataclass
@@ -107,13 +118,23 @@ def _sampler_options(options: RunOptions) -> dict[str, int]:
     return {k: v for k in ("draws", "tune", "chains", "seed") if (v := getattr(options, k)) is not None}
 
 
-def plan_run(options: RunOptions, evidence: Evidence, techniques: list[str], all_techniques: bool) -> RunPlan:
+def plan_run(
+    options: RunOptions, evidence: Evidence, techniques: list[str], all_techniques: bool, table=None
+) -> RunPlan:
     """Decide the headline model and every model's settings; refuse options that would not apply.
+
+    Parameters
+    ----------
+    options, evidence, techniques, all_techniques
+        As for :func:`run_fit`.
+    table
+        The evidence base v2 (:class:`attackprev.evidence.counts.CountTable`) for the multi-source
+        synthesis; ``None`` when the run reads a user's ``--data`` file.
 
     Raises
     ------
     InputError
-        For an unknown engine, model or prior, a weight outside [0, 1] or for an unknown
+        For an unknown engine, model, prior or target, a weight outside [0, 1] or for an unknown
         source, and for an option that does not reach any number this run reports.
     """
     from attackprev.inference.catalogue import catalogue_applies
@@ -137,40 +158,63 @@ def plan_run(options: RunOptions, evidence: Evidence, techniques: list[str], all
     if options.engine == "exact":
         reasons.append(
             "--engine exact computes the single-technique model (this technique's sources alone) on a grid; "
-            "the default multi-technique model is sampled by MCMC"
+            "the default multi-source model is sampled by MCMC"
         )
     if options.weights:
         reasons.append("--weight tempers a source in the single-technique model only")
-    if model == "multi":
-        if reasons:
-            raise InputError(f"--model multi: {reasons[0]}; drop one of the two options")
-        if not applies:
-            raise InputError("--model multi needs at least 5 techniques, 3 of them reported by several sources")
+    if model in ("multi", "synthesis") and reasons:
+        raise InputError(f"--model {model}: {reasons[0]}; drop one of the two options")
+    if model == "multi" and not applies:
+        raise InputError("--model multi needs at least 5 techniques, 3 of them reported by several sources")
+    if model == "synthesis" and table is None:
+        raise InputError("--model synthesis reads the evidence base v2 (data/evidence/); it cannot be used with --data")
+    no_v2 = "--data: the multi-source synthesis reads the evidence base v2's families, which a --data file lacks"
     if model == "single":
-        headline, note = SINGLE, "--model single: this technique's sources alone, not the default multi-technique model"
+        headline, note = SINGLE, "--model single: this technique's sources alone, not the default multi-source model"
     elif model == "multi":
-        headline, note = MULTI, None
+        headline = MULTI
+        note = (
+            "--model multi: the four sources of enterpriseLang's notes, treated as measuring the same thing, "
+            "not the default multi-source model"
+        )
+    elif model == "synthesis":
+        headline, note = SYNTHESIS, None
     elif reasons:
         headline, note = SINGLE, reasons[0]
-    elif not applies:
+    elif table is not None:
+        headline, note = SYNTHESIS, None
+    elif applies:
+        headline, note = MULTI, no_v2
+    else:
         headline = SINGLE
         note = (
-            "the evidence has too few techniques reported by several sources for the multi-technique model "
-            "(it needs at least 5 techniques, 3 of them with several sources)"
+            f"{no_v2}, and the file has too few techniques reported by several sources for the multi-technique "
+            "model (it needs at least 5 techniques, 3 of them with several sources)"
         )
-    else:
-        headline, note = MULTI, None
-    if options.prior is not None and headline == MULTI:
+    if options.prior is not None and headline != SINGLE:
         raise InputError(
             f"--prior {options.prior} sets the single-technique model's hyperprior, but the headline here is the "
-            "multi-technique model (its priors are attackprev.model.priors.CataloguePriors); add --model single "
+            f"{headline} model (its priors are fixed in attackprev.model.priors); add --model single "
             "to report the single-technique model under this prior"
+        )
+    # --all writes the catalogue of the default multi-source model, or of the multi-technique one when asked
+    catalogue_model = (MULTI if model == "multi" or table is None else SYNTHESIS) if all_techniques else None
+    fit_synthesis = catalogue_model == SYNTHESIS or (headline == SYNTHESIS and bool(techniques))
+    fit_multi = catalogue_model == MULTI or (headline == MULTI and bool(techniques))
+    if fit_synthesis:
+        families = sorted({c.family for c in table.counts})
+        if options.target not in families:
+            raise InputError(
+                f"--target {options.target!r}: not a family of the evidence; families: {', '.join(families)}"
+            )
+    elif options.target != DEFAULT_TARGET:
+        raise InputError(
+            f"--target {options.target}: it sets the multi-source model's scale, which this run does not fit"
         )
 
     sampler = _sampler_options(options)
-    fit_multi = all_techniques or (headline == MULTI and bool(techniques))
     sampled_single = options.engine == "mcmc" and bool(techniques)
-    if sampler and not (fit_multi or sampled_single):
+    if sampler and not (fit_multi or fit_synthesis or sampled_single):
         names = ", ".join(f"--{k}" for k in sampler)
         raise InputError(f"{names}: nothing is sampled in this run (--engine exact computes the posterior on a grid)")
     return RunPlan(
@@ -182,6 +226,9 @@ def plan_run(options: RunOptions, evidence: Evidence, techniques: list[str], all
         single=SamplerSettings(**sampler),
         multi=CatalogueSettings(**sampler),
         fit_multi=fit_multi,
+        synthesis=SynthesisSettings(**sampler),
+        fit_synthesis=fit_synthesis,
+        target=options.target,
     )
 
 
@@ -197,6 +244,7 @@ def run_fit(
     workers=None,
     echo: Callable[[str], None] | None = None,
     plan: RunPlan | None = None,
+    table=None,
 ) -> RunResult:
     """Fit and write reports: ``OUT/techniques/`` with ``all_techniques``, ``OUT/<id>/`` per technique.
 
@@ -222,6 +270,9 @@ def run_fit(
         Where one-line results go (default: stdout).
     plan
         What :func:`plan_run` made of these ``options`` (made here when omitted).
+    table
+        The evidence base v2 (:func:`attackprev.evidence.counts.load_counts`) for the
+        multi-source synthesis, the default model; ``None`` for a run on a ``--data`` file.
 
     Returns
     -------
@@ -233,7 +284,7 @@ def run_fit(
     options = options or RunOptions()
     echo = echo or print
     out = Path(out)
-    plan = plan or plan_run(options, evidence, techniques, all_techniques)
+    plan = plan or plan_run(options, evidence, techniques, all_techniques, table)
     command = command or "attackprev fit " + " ".join((["--all"] if all_techniques else []) + techniques)
     result = RunResult()
 
@@ -241,6 +292,9 @@ def run_fit(
         result.lines.append(line)
         echo(line)
 
+    synthesis = None
+    if plan.fit_synthesis:
+        synthesis = _fit_synthesis(table, plan, options, out, all_techniques, command, progress, say, result)
     catalogue = None
     if plan.fit_multi:
         from attackprev.inference.catalogue import cached_fit_catalogue
@@ -280,6 +334,7 @@ def run_fit(
             catalogue=catalogue if plan.headline == MULTI else None,
             workers=workers if options.figures and plan.engine == "mcmc" else None,
             estimand_note=plan.note,
+            synthesis=synthesis if plan.headline == SYNTHESIS else None,
         )
         target = write_technique_report(analysis, out, command=command, figures=options.figures)
         s = analysis.summary
@@ -288,25 +343,55 @@ def run_fit(
         d = s["diagnostics"]
         status = "diagnostics passed" if d["passed"] else "DIAGNOSTICS FAILED: " + "; ".join(d["problems"])
         say(
-            f"{t}: {s['mal']['expression']}  ({s['model']} model, {s['engine']}; μ mean {s['prevalence']['mean']:.4f}, "
+            f"{t}: {s['mal']['expression']}  ({s['model']} model, {s['engine']}; mean {s['prevalence']['mean']:.4f}, "
             f"94 % HDI {lo:.4f}–{hi:.4f}; {status}) -> {target}"
         )
         result.failed |= not d["passed"]
     return result
 
 
-# --------------------------------------------------------------------------------------
-# the multi-source synthesis (evidence base v2)
-# --------------------------------------------------------------------------------------
-def synthesis_summary(result, table, target: str, technique_id: str, command: str) -> tuple[dict, list, list]:
-    """The synthesis report's summary, its estimates and its predictive rows."""
-    from collections import Counter
+def _fit_synthesis(
+    table, plan: RunPlan, options: RunOptions, out: Path, all_techniques, command, progress, say, result
+):
+    """Fit (or reuse) the multi-source model; with ``--all``, write its catalogue. Returns the view."""
+    from attackprev.analysis.synthesis import SynthesisView
+    from attackprev.inference.synthesis_cache import cached_fit_synthesis
+    from attackprev.reporting.technique import settings_text
 
+    if progress:
+        print("multi-source model: looking for a saved fit, else fitting (about 3 minutes) ...", file=sys.stderr)
+    start = time.perf_counter()
+    fitted, origin = cached_fit_synthesis(table, settings=plan.synthesis, refit=options.refit, progress=progress)
+    how = "fitted" if origin == "fitted" else f"reused {origin}"
+    status = "diagnostics passed" if fitted.passed else "DIAGNOSTICS FAILED: " + "; ".join(fitted.diagnostics.problems)
+    say(
+        f"multi-source model: {len(fitted.data.techniques)} techniques, {len(fitted.data.sources)} sources, "
+        f"{settings_text(asdict(plan.synthesis))} ({how} in {time.perf_counter() - start:.1f} s; {status})"
+    )
+    result.failed |= not fitted.passed
+    if all_techniques:
+        from attackprev.reporting.synthesis import write_synthesis_report
+
+        summary, estimates, predictive = synthesis_summary(fitted, table, plan.target, "T1102", command)
+        target = write_synthesis_report(summary, estimates, predictive, out)
+        result.targets.append(target)
+        h = summary["headline"]
+        say(
+            f"catalogue on the {plan.target} scale -> {target} (T1102: {h['mean']:.4f}, 94 % HDI "
+            f"{h['hdi_94'][0]:.4f}-{h['hdi_94'][1]:.4f})"
+        )
+    return SynthesisView(fitted, table, plan.target)
+
+
+def synthesis_summary(result, table, target: str, technique_id: str, command: str) -> tuple[dict, list, list]:
+    """The synthesis catalogue's summary, its estimates and its predictive rows."""
     from attackprev.analysis.synthesis import (
         ELANG_T1102,
+        elang_comparison,
         family_rows,
         predictive_rows,
         source_pulls,
+        target_description,
         technique_estimates,
         technique_headline,
     )
@@ -317,11 +402,10 @@ def synthesis_summary(result, table, target: str, technique_id: str, command: st
     estimates = technique_estimates(result, table, target)
     predictive = predictive_rows(result, table)
     headline = technique_headline(result, technique_id, target, ELANG_T1102)
-    populations = Counter(table.sources[s].population for s in result.data.sources if table.sources[s].family == target)
     multi = [result.data.families[f] for f in result.data.multi_source_families()]
     summary = {
         "target": target,
-        "target_description": populations.most_common(1)[0][0],
+        "target_description": target_description(result, table, target),
         "reference": result.data.reference,
         "headline": headline,
         "headline_name": attack_table()[technique_id].display_name,
@@ -338,45 +422,9 @@ def synthesis_summary(result, table, target: str, technique_id: str, command: st
             "families": len(result.data.families),
             "without_target": sum(not r["target_data"] for r in estimates),
         },
+        "enterpriselang": elang_comparison(estimates),
         "diagnostics": result.diagnostics.to_dict(),
         "record": result.record(),
         "command": command,
     }
     return summary, estimates, predictive
-
-
-def run_synthesis(
-    table,
-    target: str,
-    out: Path,
-    settings=None,
-    command: str = "attackprev synthesis",
-    technique_id: str = "T1102",
-    progress: bool = False,
-    echo: Callable[[str], None] = print,
-):
-    """Fit the multi-source model on a count table and write ``OUT/sources/``. Returns the result.
-
-    Raises
-    ------
-    InputError
-        For a target family with no rows.
-    """
-    from attackprev.inference.synthesis import fit_synthesis
-    from attackprev.reporting.synthesis import write_synthesis_report
-
-    families = sorted({c.family for c in table.counts})
-    if target not in families:
-        raise InputError(f"--target {target!r}: not a family of the evidence; families: {', '.join(families)}")
-    result = fit_synthesis(table, settings=settings, progress=progress)
-    summary, estimates, predictive = synthesis_summary(result, table, target, technique_id, command)
-    folder = write_synthesis_report(summary, estimates, predictive, out)
-    h = summary["headline"]
-    echo(
-        f"{technique_id} on the {target} scale: {h['mean']:.4f} (94 % HDI {h['hdi_94'][0]:.4f}-{h['hdi_94'][1]:.4f}); "
-        f"P(p > {h['point']:g}) = {h['prob_greater']:.3f}; {summary['mal']}"
-    )
-    d = result.diagnostics
-    status = "passed" if d.passed else "FAILED: " + "; ".join(d.problems)
-    echo(f"diagnostics {status}; wrote {folder}")
-    return result

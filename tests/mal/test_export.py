@@ -20,7 +20,7 @@ from tests.mal.test_expressions import compile_steps
 from tests.mal.test_malfile import LANG, compile_file
 
 
-def write_summary(reports: Path, technique_id: str, p, hdi=(0.03, 0.07), model: str = "multi-technique") -> Path:
+def write_summary(reports: Path, technique_id: str, p, hdi=(0.03, 0.07), model: str = "multi-source") -> Path:
     """A minimal ``reports/<id>/summary.json`` as the model writes it (``model``: its headline model)."""
     folder = reports / technique_id.lower()
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,9 +220,9 @@ def test_default_export_takes_the_catalogue_over_a_single_technique_report(tmp_p
     result = export_mal(reports)
     entry = result.json["T1102"]
     assert entry["expression"] == "Bernoulli(0.05636)"
-    assert entry["model"] == "multi-technique"
+    assert entry["model"] == "multi-source"
     assert entry["report"] == "reports/techniques/catalogue.csv"
-    assert "p = 0.05636 (94% HDI 0.017 to 0.106), multi-technique model; reports/techniques/catalogue.csv" in (
+    assert "p = 0.05636 (94% HDI 0.017 to 0.106), multi-source model; reports/techniques/catalogue.csv" in (
         result.fragment
     )
     assert [(e.technique_id, e.model) for e in result.set_aside] == [("T1102", "single-technique")]
@@ -236,16 +236,16 @@ def test_default_export_takes_the_catalogue_over_a_single_technique_report(tmp_p
     assert preferred.set_aside == []
 
 
-def test_multi_technique_report_fills_in_a_technique_the_catalogue_lacks(tmp_path):
+def test_default_model_report_fills_in_a_technique_the_catalogue_lacks(tmp_path):
     reports = tmp_path / "reports"
     write_catalogue(reports, "T1102,0.05636,0.05636,0.017,0.106\n")
-    write_summary(reports, "T1219", 0.0812)  # multi-technique headline, not in the catalogue
+    write_summary(reports, "T1219", 0.0812)  # multi-source headline, not in the catalogue
     write_summary(reports, "T1032", 0.2, model="single-technique")  # not in the catalogue either
 
     table = export_mal(reports).json
     assert sorted(table) == ["T1102", "T1219"]
     assert table["T1219"]["expression"] == "Bernoulli(0.0812)*Exponential(106.67)"
-    assert (table["T1219"]["model"], table["T1219"]["report"]) == ("multi-technique", "reports/t1219/summary.json")
+    assert (table["T1219"]["model"], table["T1219"]["report"]) == ("multi-source", "reports/t1219/summary.json")
     assert table["T1102"]["report"] == "reports/techniques/catalogue.csv"
 
     assert sorted(export_mal(reports, prefer_reports=True).json) == ["T1032", "T1102", "T1219"]
@@ -259,3 +259,23 @@ def test_only_single_technique_reports_need_prefer_reports(tmp_path):
     assert export_mal(reports, prefer_reports=True).json["T1102"]["model"] == "single-technique"
     with pytest.raises(InputError, match="not both"):
         export_mal(reports, catalogue=write_catalogue(tmp_path / "other", "T1102,0.05,0.05,,\n"), prefer_reports=True)
+
+
+def test_catalogue_rows_without_a_step_are_left_out_and_the_target_is_named(tmp_path):
+    """The catalogue lists every technique with evidence; only those with an enterpriseLang step are exported,
+    each with the population its probability is a share of (from the catalogue's summary)."""
+    reports = tmp_path / "reports"
+    path = reports / "techniques" / "catalogue.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "technique_id,target,p,hdi_94_low,hdi_94_high\nT1102,mtrends,0.0264,0.0118,0.043\n"
+        "T1001.001,mtrends,0.008,0.0003,0.02\n",
+        encoding="utf-8",
+    )
+    (path.parent / "summary.json").write_text(
+        json.dumps({"target": "mtrends", "target_description": "intrusions investigated by responders"})
+    )
+    result = export_mal(reports)
+    assert list(result.json) == ["T1102"]  # T1001.001 has no step in data/enterpriselang_steps.csv
+    assert result.json["T1102"]["target"] == "mtrends (intrusions investigated by responders)"
+    assert "// target population: mtrends (intrusions investigated by responders)" in result.fragment

@@ -7,15 +7,45 @@ formats it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from attackprev.evidence.attack import attack_table
 from attackprev.evidence.counts import CountTable
-from attackprev.inference.summaries import draw_summary, hdi
+from attackprev.inference.summaries import Headline, draw_summary, hdi
 from attackprev.inference.synthesis import SynthesisResult, predictive_draws, target_draws
 
 #: enterpriseLang's published value for T1102, the project's point of comparison.
 ELANG_T1102 = 0.0445
+
+
+@dataclass
+class SynthesisView:
+    """A multi-source fit seen on one target scale: what a technique report needs of it."""
+
+    result: SynthesisResult
+    table: CountTable
+    target: str
+    _p: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def description(self) -> str:
+        """The target population in words."""
+        return target_description(self.result, self.table, self.target)
+
+    def headline(self, technique_id: str) -> Headline:
+        """The technique's target-scale rate and a new target report's rate, shape ``(chain, draw)``."""
+        if self._p is None:
+            self._p = target_draws(self.result, self.target)
+        j = self.result.data.techniques.index(technique_id)
+        chains = self.result.settings.chains
+        new = predictive_draws(self.result, self.target)[:, j]
+        return Headline(
+            mu=self._p[:, j].reshape(chains, -1),
+            theta_new=new.reshape(chains, -1),
+            label=f"multi-source ({self.target} scale)",
+        )
 
 
 def family_rows(result: SynthesisResult, table: CountTable) -> list[dict]:
@@ -41,7 +71,11 @@ def family_rows(result: SynthesisResult, table: CountTable) -> list[dict]:
 
 
 def technique_estimates(result: SynthesisResult, table: CountTable, target: str) -> list[dict]:
-    """Every technique's probability on the target family's scale, with what it rests on."""
+    """Every technique's probability on the target family's scale, with what it rests on, its MAL
+    value, and enterpriseLang's published probability where one of its steps maps to the technique."""
+    from attackprev.evidence.enterpriselang import published_steps
+    from attackprev.mal.expressions import ttc_expression
+
     p = target_draws(result, target)
     families_with = {}
     for t, fam in result.data.cells:
@@ -51,9 +85,12 @@ def technique_estimates(result: SynthesisResult, table: CountTable, target: str)
         if c.successes > 0 and c.source_id in result.data.sources:
             positive.setdefault(c.technique_id, set()).add(c.source_id)
     names = attack_table()
+    published = published_steps()
     rows = []
     for j, t in enumerate(result.data.techniques):
         s = draw_summary(p[:, j])
+        steps = published.get(t, [])
+        pub = steps[0].p if steps else None
         rows.append(
             {
                 "technique_id": t,
@@ -63,12 +100,38 @@ def technique_estimates(result: SynthesisResult, table: CountTable, target: str)
                 "sd": s["sd"],
                 "hdi_low": s["hdi_94"][0],
                 "hdi_high": s["hdi_94"][1],
+                # the columns `attackprev export-mal` reads (p is the MAL value: the posterior mean)
+                "p": float(f"{s['mean']:.4g}"),
+                "hdi_94_low": s["hdi_94"][0],
+                "hdi_94_high": s["hdi_94"][1],
+                "mal_expression": ttc_expression(s["mean"], None),
                 "target_data": target in families_with.get(t, []),
                 "families": len(families_with.get(t, [])),
                 "sources_positive": len(positive.get(t, ())),
+                "enterpriselang_steps": " ".join(f"{x.asset}.{x.attack_step}" for x in steps),
+                "published_p": pub,
+                "prob_above_published": float((p[:, j] > pub).mean()) if steps else None,
+                "published_inside_hdi_94": bool(s["hdi_94"][0] <= pub <= s["hdi_94"][1]) if steps else None,
             }
         )
     return rows
+
+
+def elang_comparison(estimates: list[dict], top: int = 15) -> dict:
+    """enterpriseLang's published values against the target-scale estimates: how many fall inside the
+    94 % HDI, the median ratio, and the techniques where the two disagree most (by |log ratio|)."""
+    rows = [r for r in estimates if r["published_p"] is not None]
+    if not rows:
+        return {"techniques": 0, "inside": 0, "median_ratio": None, "largest": []}
+    ratio = np.array([r["published_p"] / r["mean"] for r in rows])
+    order = np.argsort(-np.abs(np.log(ratio)))
+    return {
+        "techniques": len(rows),
+        "inside": sum(bool(r["published_inside_hdi_94"]) for r in rows),
+        "above_hdi": sum(r["published_p"] > r["hdi_high"] for r in rows),
+        "median_ratio": float(np.median(ratio)),
+        "largest": [rows[i] | {"ratio": float(ratio[i])} for i in order[:top]],
+    }
 
 
 def predictive_rows(result: SynthesisResult, table: CountTable) -> list[dict]:
@@ -147,3 +210,39 @@ def source_pulls(result: SynthesisResult, table: CountTable, technique_id: str, 
             }
         )
     return out
+
+
+def technique_predictive(result: SynthesisResult, table: CountTable, technique_id: str) -> dict[str, dict]:
+    """Per family, the rate a new report of that family would give for one technique (mean, 94 % HDI),
+    with the family's observed k / n summed over its sources."""
+    j = result.data.techniques.index(technique_id)
+    out = {}
+    for family in result.data.families:
+        x = predictive_draws(result, family)[:, j]
+        rows = [
+            c for c in table.for_technique(technique_id) if c.family == family and c.source_id in result.data.sources
+        ]
+        lo, hi = hdi(x)
+        out[family] = {
+            "family": family,
+            "mean": float(x.mean()),
+            "hdi_low": lo,
+            "hdi_high": hi,
+            "observed_successes": sum(c.successes for c in rows) if rows else None,
+            "observed_trials": sum(c.trials for c in rows) if rows else None,
+        }
+    return out
+
+
+def target_description(result: SynthesisResult, table: CountTable, target: str) -> str:
+    """What the target family's sources count (the population named in every report): the population most
+    of its sources state, with a year that names one report ("advisories of 2021") dropped."""
+    import re
+    from collections import Counter
+
+    populations = Counter(
+        re.sub(r" of (19|20)\d\d\b", "", table.sources[s].population)
+        for s in result.data.sources
+        if table.sources[s].family == target
+    )
+    return populations.most_common(1)[0][0]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from attackprev.config import HDI_PROB, MULTI_TECHNIQUE, SINGLE_TECHNIQUE
+from attackprev.config import HDI_PROB, MULTI_SOURCE, MULTI_TECHNIQUE, SINGLE_TECHNIQUE
 from attackprev.errors import InputError
 from attackprev.evidence.tables import Evidence, Observation
 from attackprev.inference.diagnostics import diagnose
@@ -208,7 +208,8 @@ def sensitivity_table(
     return out
 
 
-#: Short names of the two models a technique report can headline.
+#: Short names of the models a technique report can headline.
+SYNTHESIS = MULTI_SOURCE
 MULTI = MULTI_TECHNIQUE
 SINGLE = SINGLE_TECHNIQUE
 
@@ -224,6 +225,7 @@ def analyse_technique(
     catalogue=None,
     workers=None,
     estimand_note: str | None = None,
+    synthesis=None,
 ) -> TechniqueAnalysis:
     """Fit one technique and compute every figure of its report.
 
@@ -254,8 +256,12 @@ def analyse_technique(
         the report's figures are sent to them as soon as the draws exist, and the result's
         ``figures`` holds the pending job.
     estimand_note
-        Why the headline is not the default multi-technique model (the report's first lines
-        and ``summary.json`` state it); ignored when ``catalogue`` is given.
+        Why the headline is not the default multi-source model (the report's first lines
+        and ``summary.json`` state it); ignored when ``synthesis`` is given.
+    synthesis
+        The multi-source fit (:class:`attackprev.analysis.synthesis.SynthesisView`: the result,
+        its count table and the target family). When given, the technique's probability on the
+        target scale is the headline (the default estimand); ``catalogue`` is then ignored.
 
     Returns
     -------
@@ -280,6 +286,7 @@ def analyse_technique(
             workers,
             pending,
             estimand_note,
+            synthesis,
         )
     except BaseException:
         for job in pending:  # the figures of a failed analysis are not wanted
@@ -288,7 +295,18 @@ def analyse_technique(
 
 
 def _analyse(
-    technique_id, evidence, prior, settings, weights, engine, progress, catalogue, workers, pending, estimand_note
+    technique_id,
+    evidence,
+    prior,
+    settings,
+    weights,
+    engine,
+    progress,
+    catalogue,
+    workers,
+    pending,
+    estimand_note,
+    synthesis,
 ) -> TechniqueAnalysis:
     from attackprev.evidence.attack import attack_table, describe_migration
 
@@ -298,6 +316,12 @@ def _analyse(
     sources = [o.source_id for o in observations]
     y = np.array([o.successes for o in observations], float)
     n = np.array([o.trials for o in observations], float)
+    if synthesis is not None:
+        catalogue = None
+        if technique_id not in synthesis.result.data.techniques:
+            raise InputError(f"{technique_id} has no count in the evidence base v2; use --model single")
+        if not bool(np.all(w == 1)):
+            raise InputError("source weights apply to the single-technique model only; use --model single")
     if catalogue is not None:
         if technique_id not in catalogue.data.techniques:
             raise InputError(f"{technique_id} is not in the multi-technique fit; use --model single")
@@ -308,7 +332,11 @@ def _analyse(
     point = published["published_p"] if published["published_p"] is not None else published["naive_mean"]
     exact = fit_exact(y, n, prior, sources=sources, weights=w)
     comparison_exact = exact.compare(point)
-    headline = _catalogue_headline(catalogue, technique_id) if catalogue is not None else None
+    headline = None
+    if synthesis is not None:
+        headline = synthesis.headline(technique_id)
+    elif catalogue is not None:
+        headline = _catalogue_headline(catalogue, technique_id)
     ttc = _ttc(technique_id, observations)
 
     tree = None
@@ -400,10 +428,15 @@ def _analyse(
         if catalogue is not None
         else None
     )
-    head = multi if multi is not None else single
+    source_block = (
+        _synthesis_block(synthesis, headline, technique_id, point, ttc, published["naive_mean"])
+        if synthesis is not None
+        else None
+    )
+    head = source_block or multi or single
     diagnostics = dict(head["diagnostics"])
     problems = list(diagnostics["problems"])
-    if multi is not None and not single["diagnostics"]["passed"]:
+    if head is not single and not single["diagnostics"]["passed"]:
         problems += [f"single-technique fit: {x}" for x in single["diagnostics"]["problems"]]
     diagnostics.update(problems=problems, passed=not problems)
     technique = attack_table().get(technique_id)
@@ -415,8 +448,8 @@ def _analyse(
         "model_description": head["description"],
         "engine": head["engine"],
         "estimand": {
-            "default": multi is not None,
-            "note": None if multi is not None else estimand_note,
+            "default": source_block is not None,
+            "note": None if source_block is not None else estimand_note,
         },
         "prevalence": head["prevalence"],
         "predictive": head["predictive"],
@@ -426,7 +459,7 @@ def _analyse(
         "diagnostics": diagnostics,
         "priors": head["priors"],
         "settings": head["settings"],
-        "models": {"single_technique": single, "multi_technique": multi},
+        "models": {"single_technique": single, "multi_technique": multi, "multi_source": source_block},
         "evidence": _evidence_rows(evidence, observations, w),
         "recoveries": {
             sid: {"trials": r.trials, "candidates": list(r.candidates[:5]), "text": r.describe()}
@@ -505,4 +538,46 @@ def _multi_block(result, headline: Headline, technique_id: str, point: float, tt
         "comparison": _compare(mu, point, prevalence["hdi_94"]) | {"naive_mean": naive},
         "mal": _mal_block(prevalence["mean"], float(array_stats.mcse(np.asarray(headline.mu, float))), ttc, MULTI),
         "diagnostics": result.diagnostics[result.variant].to_dict() | {"engine": "mcmc"},
+    }
+
+
+def _synthesis_block(view, headline: Headline, technique_id: str, point: float, ttc: dict, naive: float) -> dict:
+    """The multi-source model's results for one technique (``models.multi_source``): its rate on the
+    target scale, what each family would report, and where each source pulls."""
+    from arviz_stats.base import array_stats
+
+    from attackprev.analysis.synthesis import source_pulls, technique_predictive
+    from attackprev.inference.synthesis import target_draws
+
+    result, table, target = view.result, view.table, view.target
+    p = headline.mu.ravel()
+    prevalence = draw_summary(p)
+    predictive = technique_predictive(result, table, technique_id)
+    return {
+        "model": SYNTHESIS,
+        "description": f"multi-source synthesis ({len(result.data.techniques)} techniques, "
+        f"{len(result.data.sources)} sources in {len(result.data.families)} families), on the `{target}` scale",
+        "engine": "mcmc",
+        "target": target,
+        "target_description": view.description,
+        "techniques": len(result.data.techniques),
+        "data_sha256": result.data.digest,
+        "priors": result.priors.to_dict(),
+        "settings": asdict(result.settings),
+        "prevalence": prevalence,
+        "predictive": {
+            "mean": predictive[target]["mean"],
+            "hdi_94": [predictive[target]["hdi_low"], predictive[target]["hdi_high"]],
+        },
+        "concentration": None,
+        "comparison": _compare(p, point, prevalence["hdi_94"]) | {"naive_mean": naive},
+        "mal": _mal_block(prevalence["mean"], float(array_stats.mcse(np.asarray(headline.mu, float))), ttc, SYNTHESIS),
+        "diagnostics": result.diagnostics.to_dict() | {"engine": "mcmc"},
+        "by_family": predictive,
+        "scales": {
+            f: draw_summary(target_draws(result, f)[:, result.data.techniques.index(technique_id)])
+            for f in result.data.families
+        },
+        "pulls": source_pulls(result, table, technique_id, target),
+        "target_data": any(c.family == target for c in table.for_technique(technique_id)),
     }

@@ -73,3 +73,31 @@ def note_for(technique_id: str, note_path: str | None = None) -> Note | None:
         exact = [n for n in notes if n.note_path == note_path]
         notes = exact or notes
     return notes[0] if notes else None
+
+
+@dataclass(frozen=True)
+class PublishedStep:
+    """An enterpriseLang attack step whose TTC has a Bernoulli factor, mapped to an ATT&CK technique."""
+
+    technique_id: str
+    asset: str
+    attack_step: str
+    p: float
+    ttc: str
+
+
+def published_steps(path: str | Path | None = None) -> dict[str, list[PublishedStep]]:
+    """enterpriseLang's published Bernoulli probabilities by ATT&CK technique (current IDs), from
+    ``data/enterpriselang_attack_steps.csv`` (the steps of enterpriseLang's ``.mal`` file)."""
+    import re
+
+    from attackprev.config import ELANG_ATTACK_STEPS_CSV
+
+    rows, _ = read_table(path or ELANG_ATTACK_STEPS_CSV, ["asset", "attack_step", "ttc", "technique_id"])
+    out: dict[str, list[PublishedStep]] = {}
+    for _, r in rows:
+        m = re.search(r"Bernoulli\(([0-9.]+)\)", r["ttc"])
+        if r["technique_id"] and m:
+            step = PublishedStep(r["technique_id"], r["asset"], r["attack_step"], float(m.group(1)), r["ttc"])
+            out.setdefault(r["technique_id"], []).append(step)
+    return out

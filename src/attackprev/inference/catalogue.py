@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from attackprev.atomic import round_floats, write_bytes_atomic
+from attackprev.atomic import round_floats
 from attackprev.config import CATALOGUE_DIR, DEFAULT_SEED
 from attackprev.evidence.tables import Evidence
+from attackprev.inference.cache import cache_root, draws_digest, load_tree, save_tree
 from attackprev.inference.diagnostics import Diagnostics, diagnose, package_versions
 from attackprev.model.catalogue import (
     VARIANTS,
@@ -245,17 +245,6 @@ def _model_code_digest() -> str:
     return h.hexdigest()
 
 
-def draws_digest(tree: xr.DataTree) -> str:
-    """SHA-256 of the saved posterior's numbers, variable by variable in a fixed order."""
-    h = hashlib.sha256()
-    for group in ("posterior", "sample_stats"):
-        ds = tree[group].to_dataset()
-        for name in sorted(ds.data_vars):
-            h.update(f"{group}/{name}{ds[name].shape}".encode())
-            h.update(np.ascontiguousarray(ds[name].values).tobytes())
-    return h.hexdigest()
-
-
 def catalogue_applies(evidence: Evidence) -> bool:
     """Whether the evidence has enough techniques reported by several sources to learn κ from."""
     per_technique: dict[str, int] = {}
@@ -267,12 +256,7 @@ def catalogue_applies(evidence: Evidence) -> bool:
 
 def cache_dir() -> Path:
     """The user's cache folder for saved catalogue fits (``ATTACKPREV_CACHE_DIR`` overrides it)."""
-    env = os.environ.get("ATTACKPREV_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("attackprev")) / "catalogue"
+    return cache_root() / "catalogue"
 
 
 def result_to_tree(result: CatalogueResult) -> xr.DataTree:
@@ -294,12 +278,7 @@ def result_to_tree(result: CatalogueResult) -> xr.DataTree:
 
 def save_result(result: CatalogueResult, path: Path) -> None:
     """Write ``result`` to ``path`` (netCDF) atomically: the file appears whole or not at all."""
-    import io
-
-    tree = result_to_tree(result)
-    buf = io.BytesIO()
-    tree.to_netcdf(buf, engine="h5netcdf")
-    write_bytes_atomic(path, buf.getvalue())
+    save_tree(result_to_tree(result), path)
 
 
 def load_result(
@@ -315,8 +294,7 @@ def load_result(
         return None
     key = cache_key(evidence, priors, settings)
     try:
-        with xr.open_datatree(path, engine="h5netcdf") as handle:
-            tree = handle.load()
+        tree = load_tree(path)
         if tree.attrs.get("cache_key") != key:
             return None
         if tree.attrs.get("draws_sha256") != draws_digest(tree):

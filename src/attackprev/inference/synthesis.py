@@ -9,9 +9,11 @@ matrix; the model's parameterisation is what makes it mix) and checks the draws.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pymc as pm
 import xarray as xr
 
 from attackprev.config import DEFAULT_SEED
@@ -21,7 +23,8 @@ from attackprev.model.priors import SynthesisPriors
 from attackprev.model.synthesis import DEFAULT_TARGET, SynthesisData, build_synthesis_model
 
 #: Variables checked by the diagnostics: every sampled one, and the technique levels.
-DIAGNOSED = ("level_mean", "level_sd", "sigma", "c", "a", "tau", "log_kappa")
+#: (``log_kappa_single``: the per-family concentrations of :func:`attackprev.model.alternatives.build_offsets_only`.)
+DIAGNOSED = ("level_mean", "level_sd", "sigma", "c", "a", "tau", "log_kappa", "log_kappa_single")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class SynthesisResult:
 def _diagnosed(tree: xr.DataTree) -> xr.DataTree:
     post = tree["posterior"].to_dataset()
     names = [v for v in post.data_vars if v in DIAGNOSED or v.startswith(("b_", "u_", "phi_strong", "year_shift"))]
+    names = [v for v in names if float(post[v].std()) > 0]  # a constant (σ = 0 of a model without departures)
     return xr.DataTree.from_dict({"posterior": post[names], "sample_stats": tree["sample_stats"].to_dataset()})
 
 
@@ -83,6 +87,8 @@ def fit_synthesis(
     reference: str = DEFAULT_TARGET,
     exclude_sources: tuple[str, ...] = (),
     progress: bool = False,
+    builder: Callable[[SynthesisData, SynthesisPriors], pm.Model] = build_synthesis_model,
+    exclude_rows: frozenset[tuple[str, str]] = frozenset(),
 ) -> SynthesisResult:
     """Sample the model on a count table.
 
@@ -98,6 +104,10 @@ def fit_synthesis(
         Sources held out (for the held-out-source checks).
     progress
         Show nutpie's progress bar.
+    builder
+        The model (default the headline; the alternatives are in :mod:`attackprev.model.alternatives`).
+    exclude_rows
+        (technique_id, source_id) rows held out (for K-fold checks by technique).
 
     Returns
     -------
@@ -109,9 +119,9 @@ def fit_synthesis(
 
     priors = priors or SynthesisPriors()
     settings = settings or SynthesisSettings()
-    data = SynthesisData.from_counts(table, reference, exclude_sources)
+    data = SynthesisData.from_counts(table, reference, exclude_sources, exclude_rows)
     start = time.perf_counter()
-    compiled = compile_pymc_model(build_synthesis_model(data, priors))
+    compiled = compile_pymc_model(builder(data, priors))
     compiled_at = time.perf_counter()
     tree = nutpie.sample(
         compiled,

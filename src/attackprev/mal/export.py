@@ -201,6 +201,8 @@ def export_mal(
     entries = []
     for est in sorted(estimates, key=lambda e: e.technique_id):
         mapping = steps.get(est.technique_id)
+        if mapping is None and est.origin.name == "catalogue.csv":
+            continue  # the catalogue holds every technique with evidence; only those with a step are exported
         if mapping is None:
             raise InputError(
                 f"{est.technique_id} has no enterpriseLang step in "
@@ -230,6 +232,8 @@ def export_mal(
             f"// {est.technique_id} -> {where}.{mapping.attack_step}: "
             f"p = {format_probability(est.p, digits)} ({interval}), {model}; {report}"
         )
+        if est.target:
+            lines.append(f"// target population: {est.target}; p is the share of it that uses the technique")
         lines.append(f"// published: {mapping.published_ttc or '(none)'}")
         if remark:
             lines.append(f"// note: {remark}")
@@ -242,6 +246,7 @@ def export_mal(
             "p": est.p,
             "hdi_94": list(est.hdi_94) if est.hdi_94 else None,
             "model": est.model,
+            "target": est.target,
             "published_ttc": mapping.published_ttc,
             "report": report,
             "remark": remark,

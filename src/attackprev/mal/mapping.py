@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV, SYNTHESIS_DIR
+from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV
 from attackprev.errors import InputError
 from attackprev.mal.expressions import IDENTIFIER, _check_probability, _contains_bernoulli, _parse, _unwrap, parse_ttc
 
@@ -198,8 +198,11 @@ class Estimate:
     origin
         The summary or CSV the value was read from.
     model
-        The model that produced ``p``: ``'multi-technique'`` (:data:`DEFAULT_MODEL`, the
-        catalogue), ``'single-technique'``, or None if a summary does not say.
+        The model that produced ``p``: ``'multi-source'`` (:data:`DEFAULT_MODEL`, the
+        catalogue), ``'multi-technique'``, ``'single-technique'``, or None if a summary does not say.
+    target
+        The population whose share ``p`` is (the multi-source model's target family and its
+        description), or None when the model states none.
     """
 
     technique_id: str
@@ -207,6 +210,7 @@ class Estimate:
     hdi_94: tuple[float, float] | None
     origin: Path
     model: str | None = DEFAULT_MODEL
+    target: str | None = None
 
 
 def _check_estimate(tid: Any, p: Any, hdi: Any, origin: Path, row: int | None, model: str | None) -> Estimate:
@@ -256,7 +260,7 @@ def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
         raise InputError("reports folder not found", reports_dir)
     estimates = []
     for summary in sorted(reports_dir.glob("*/summary.json")):
-        if summary.parent.name in (CATALOGUE_DIR, SYNTHESIS_DIR):
+        if summary.parent.name == CATALOGUE_DIR:
             continue  # the catalogue's and the synthesis's own summaries, not technique reports
         try:
             data = json.loads(summary.read_text(encoding="utf-8"))
@@ -270,7 +274,10 @@ def estimates_from_reports(reports_dir: str | Path) -> list[Estimate]:
         if model is not None and not isinstance(model, str):
             raise InputError(f'"mal": {{"model": ...}} must be a string, got {model!r}', summary)
         hdi = (data.get("prevalence") or {}).get("hdi_94")
-        estimates.append(_check_estimate(data.get("technique_id"), data["mal"]["p"], hdi, summary, None, model))
+        est = _check_estimate(data.get("technique_id"), data["mal"]["p"], hdi, summary, None, model)
+        source = (data.get("models") or {}).get("multi_source") or {}
+        target = f"{source['target']} ({source['target_description']})" if source.get("target") else None
+        estimates.append(replace(est, target=target))
     return estimates
 
 
@@ -312,10 +319,18 @@ def estimates_from_catalogue(path: str | Path, model: str = DEFAULT_MODEL) -> li
         except ValueError:
             return text
 
+    described = {}  # the target population in words, from the catalogue's summary beside the table
+    try:
+        summary = json.loads((path.parent / "summary.json").read_text(encoding="utf-8"))
+        described[summary["target"]] = summary["target_description"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     estimates = []
     for line, row in enumerate(rows, start=2):
         hdi = None
         if row["hdi_94_low"].strip() or row["hdi_94_high"].strip():
             hdi = (number(row["hdi_94_low"]), number(row["hdi_94_high"]))
-        estimates.append(_check_estimate(row["technique_id"], number(row["p"]), hdi, path, line, model))
+        est = _check_estimate(row["technique_id"], number(row["p"]), hdi, path, line, model)
+        target = row.get("target") or None
+        estimates.append(replace(est, target=f"{target} ({described[target]})" if target in described else target))
     return estimates

@@ -43,17 +43,17 @@ The priors are in :class:`attackprev.model.priors.SynthesisPriors`.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from attackprev.config import DEFAULT_TARGET
 from attackprev.evidence.counts import CountTable
 from attackprev.model.priors import SynthesisPriors
 
-#: The default target (and reference) family.
-DEFAULT_TARGET = "mtrends"
 #: A cell (technique, family) whose logit the data measure with a variance at least this (sd 0.22,
 #: below every family's departure scale σ_f) is sampled non-centred.
 STRONG_LOGIT_VAR = 0.05
@@ -61,6 +61,12 @@ STRONG_LOGIT_VAR = 0.05
 #: sampled non-centred unless its logit's variance is below :data:`FEW_CELLS_LOGIT_VAR`.
 FEW_CELLS = 30
 FEW_CELLS_LOGIT_VAR = 0.03
+
+
+def _rows_digest(rows: frozenset[tuple[str, str]]) -> str:
+    """A short digest of held-out (technique, source) rows, for the data digest."""
+    text = ";".join(f"{t},{s}" for t, s in sorted(rows))
+    return f"{len(rows)} {hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -84,13 +90,23 @@ class SynthesisData:
 
     @classmethod
     def from_counts(
-        cls, table: CountTable, reference: str = DEFAULT_TARGET, exclude_sources: tuple[str, ...] = ()
+        cls,
+        table: CountTable,
+        reference: str = DEFAULT_TARGET,
+        exclude_sources: tuple[str, ...] = (),
+        exclude_rows: frozenset[tuple[str, str]] = frozenset(),
     ) -> SynthesisData:
-        """Arrays from a count table; ``exclude_sources`` holds sources out (for held-out checks).
+        """Arrays from a count table; ``exclude_sources`` holds sources out and ``exclude_rows`` single
+        (technique_id, source_id) rows (for held-out checks; hold out rows of partial families only,
+        as a complete family is assumed to list every technique).
 
         Techniques are those with at least one count left (zeros of complete sources included).
         """
-        rows = [c for c in table.counts if c.source_id not in exclude_sources]
+        rows = [
+            c
+            for c in table.counts
+            if c.source_id not in exclude_sources and (c.technique_id, c.source_id) not in exclude_rows
+        ]
         families = sorted({c.family for c in rows})
         if reference not in families:
             raise ValueError(f"reference family {reference!r} has no rows")
@@ -121,7 +137,9 @@ class SynthesisData:
             trials=np.array([c.trials for c in rows]),
             reference=reference,
             complete=[f_pos[f] for f in families if f != reference and coverage[f] == {"complete"}],
-            digest=table.digest + ("|held out: " + ",".join(sorted(exclude_sources)) if exclude_sources else ""),
+            digest=table.digest
+            + ("|held out: " + ",".join(sorted(exclude_sources)) if exclude_sources else "")
+            + (f"|held-out rows: {_rows_digest(exclude_rows)}" if exclude_rows else ""),
         )
 
     def cell_family(self) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""The multi-source synthesis report: ``report.md``, ``estimates.csv``, ``predictive.csv``, ``summary.json``.
+"""The multi-source catalogue: ``catalogue.md``, ``catalogue.csv``, ``predictive.csv``, ``summary.json``.
 
-Written by ``attackprev synthesis`` (and ``models/sources.py``) into ``OUT/sources/``. Every
+Written by ``attackprev fit --all`` (and ``models/catalogue.py``) into ``OUT/techniques/``. Every
 number comes from :mod:`attackprev.analysis.synthesis`.
 """
 
@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 from attackprev.atomic import json_text, round_floats, write_folder_atomic
-from attackprev.config import DIAGNOSTIC_LIMITS, HDI_PROB, SYNTHESIS_DIR
+from attackprev.config import CATALOGUE_DIR, DIAGNOSTIC_LIMITS, HDI_PROB
 from attackprev.mal.expressions import format_probability
 
 ESTIMATE_COLUMNS = [
@@ -22,9 +22,17 @@ ESTIMATE_COLUMNS = [
     "sd",
     "hdi_low",
     "hdi_high",
+    "p",
+    "hdi_94_low",
+    "hdi_94_high",
+    "mal_expression",
     "target_data",
     "families",
     "sources_positive",
+    "enterpriselang_steps",
+    "published_p",
+    "prob_above_published",
+    "published_inside_hdi_94",
 ]
 PREDICTIVE_COLUMNS = [
     "technique_id",
@@ -67,7 +75,7 @@ def render_synthesis_markdown(s: dict) -> str:
             "",
         ]
     lines += [
-        "# Every technique from every source: the bias-adjusted synthesis",
+        "# The catalogue: every technique from every source, on one scale",
         "",
         f"**Target population: {s['target_description']}** (`--target {target}`). Every probability below is the "
         f"rate at which a report of the `{target}` family would see the technique in a typical year; the sources "
@@ -129,6 +137,7 @@ def render_synthesis_markdown(s: dict) -> str:
         )
     lines += [
         "",
+        *_elang_section(s),
         "## Families",
         "",
         f"Offsets b_f are on the logit scale relative to `{s['reference']}` (b = 0): the systematic difference "
@@ -166,8 +175,9 @@ def render_synthesis_markdown(s: dict) -> str:
         "",
         "## Files",
         "",
-        f"- `estimates.csv`: every technique on the {target} scale (mean, sd, {pct} HDI, whether the target family "
-        "reports it, how many families and sources with k > 0).",
+        f"- `catalogue.csv`: every technique on the {target} scale (mean, sd, {pct} HDI, the MAL value, whether the "
+        "target family reports it, how many families and sources with k > 0, enterpriseLang's published value "
+        "where one of its steps maps to the technique). `attackprev export-mal` reads it.",
         "- `predictive.csv`: per technique and family, the rate a new report of that family would give (mean, "
         f"{pct} HDI) beside the observed k / n.",
         "- `summary.json`: every number of this report, with the priors, the data's SHA-256, the seed, the "
@@ -187,19 +197,48 @@ def render_synthesis_markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _elang_section(s: dict) -> list[str]:
+    """enterpriseLang's published probabilities against the catalogue, largest disagreements first."""
+    e = s["enterpriselang"]
+    if not e["techniques"]:
+        return []
+    pct = f"{HDI_PROB:.0%}"
+    lines = [
+        "## Against enterpriseLang's published values",
+        "",
+        f"{e['techniques']} techniques have a step in enterpriseLang whose TTC publishes a Bernoulli probability "
+        f"(`data/enterpriselang_attack_steps.csv`). {e['inside']} of those values lie inside the technique's {pct} "
+        f"HDI on the {s['target']} scale and {e['above_hdi']} above it; the median ratio of published to "
+        f"estimated is {e['median_ratio']:.2f}. enterpriseLang averages percentages of sources that count different "
+        f"populations; the estimates here are all on the {s['target']} scale (the families' offsets are below).",
+        "",
+        f"The {len(e['largest'])} largest disagreements (by ratio):",
+        "",
+        f"| technique | enterpriseLang | estimate | {pct} HDI | P(p > published) | target family reports it | steps |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in e["largest"]:
+        lines.append(
+            f"| {r['technique_id']} {r['name']} | {r['published_p']:g} | {_p(r['mean'])} | "
+            f"{_p(r['hdi_low'])}–{_p(r['hdi_high'])} | {r['prob_above_published']:.3f} | "
+            f"{'yes' if r['target_data'] else 'no'} | {r['enterpriselang_steps']} |"
+        )
+    return [*lines, ""]
+
+
 def _interval_raw(s: dict) -> str:
     return f"{s['hdi_94'][0]:.2f} to {s['hdi_94'][1]:.2f}"
 
 
 def write_synthesis_report(summary: dict, estimates: list[dict], predictive: list[dict], out: str | Path) -> Path:
-    """Write ``OUT/sources/`` atomically (all files or none). Returns the folder."""
-    folder = Path(out) / SYNTHESIS_DIR
+    """Write ``OUT/techniques/`` atomically (all files or none). Returns the folder."""
+    folder = Path(out) / CATALOGUE_DIR
     summary = round_floats(summary)  # the report is rendered from exactly what summary.json holds
     text = render_synthesis_markdown(summary)
 
     def write(tmp: Path) -> None:
-        (tmp / "report.md").write_text(text, encoding="utf-8")
-        (tmp / "estimates.csv").write_text(_csv(estimates, ESTIMATE_COLUMNS), encoding="utf-8")
+        (tmp / "catalogue.md").write_text(text, encoding="utf-8")
+        (tmp / "catalogue.csv").write_text(_csv(estimates, ESTIMATE_COLUMNS), encoding="utf-8")
         (tmp / "predictive.csv").write_text(_csv(predictive, PREDICTIVE_COLUMNS), encoding="utf-8")
         (tmp / "summary.json").write_text(json_text(summary), encoding="utf-8")
 

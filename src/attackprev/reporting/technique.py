@@ -75,7 +75,13 @@ def _single(s: dict) -> dict:
 
 
 def _multi(s: dict) -> dict | None:
-    return s["models"]["multi_technique"]
+    """The pooled model at the headline (multi-source or multi-technique), or ``None``."""
+    models = s["models"]
+    return models.get("multi_source") or models["multi_technique"]
+
+
+def _source(s: dict) -> dict | None:
+    return s["models"].get("multi_source")
 
 
 def _diag_text(d: dict) -> str:
@@ -92,7 +98,7 @@ def _status(s: dict) -> list[str]:
     out = []
     if not s["estimand"]["default"]:
         out += [
-            f"> **Headline: the {s['model']} model, not the default multi-technique model** — "
+            f"> **Headline: the {s['model']} model, not the default multi-source model** — "
             f"{s['estimand']['note']}. Its probability is not on the same footing as the catalogue's "
             "(`reports/techniques/`), which `attackprev export-mal` uses by default.",
             ">",
@@ -106,6 +112,11 @@ def _status(s: dict) -> list[str]:
     if s["engine"] == "exact":
         return [*out, "> **Engine: exact grid quadrature** (no sampling, so no sampler diagnostics)."]
     text = f"> **Diagnostics passed.** {s['model'].capitalize()} model (the headline): {_diag_text(d)}."
+    if _source(s):
+        text = (
+            f"> **Target population: {_source(s)['target_description']}** (`--target {_source(s)['target']}`): "
+            f"the headline probability is on this scale.\n>\n{text}"
+        )
     if multi is not None and single["engine"] == "mcmc":
         text += f" Single-technique fit beside it: {_diag_text(single['diagnostics'])}."
     if single["agreement"]:
@@ -126,7 +137,10 @@ def _question(s: dict) -> list[str]:
         f"enterpriseLang gives it `{pub['published_result']}`"
         + (f" (note `{pub['note_path']}`)." if pub["note_path"] else "."),
         "This report fits a hierarchical Beta-Binomial model to each source's count and compares "
-        "its posterior with that point estimate.",
+        "its posterior with that point estimate."
+        if not _source(s)
+        else "This report puts every source's count for it on one scale with the multi-source model, sets that "
+        "beside the note's own sources fitted alone, and compares both with that point estimate.",
     ]
     if s["attack_migration"]:
         text += ["", f"ATT&CK v18.1: {s['attack_migration']}."]
@@ -150,7 +164,7 @@ def _evidence(s: dict) -> list[str]:
             ]
         )
     out = [
-        "## Evidence",
+        "## The note's sources" if _source(s) else "## Evidence",
         "",
         *_table(
             [
@@ -173,6 +187,77 @@ def _evidence(s: dict) -> list[str]:
         out += ["", f"**Denominator inferred.** {rec['text']}"]
     out += [""] + [f"- `{e['source_id']}`: {e['citation']}" for e in s["evidence"] if e["citation"]]
     return out
+
+
+def _synthesis_section(s: dict) -> list[str]:
+    """The headline of the multi-source model: every source on the target scale, and each family's view."""
+    m = _source(s)
+    if not m:
+        return []
+    target, prev = m["target"], m["prevalence"]
+    c = m["comparison"]
+    inside = "inside" if c["inside_hdi_94"] else "outside"
+    rows = [
+        [
+            f"`{r['source_id']}`",
+            r["family"],
+            r["unit"],
+            f"{r['successes']} / {r['trials']:,}",
+            num(r["rate"]),
+            num(r["on_target_scale"]),
+            f"{r['departure_sd']:.2f}",
+        ]
+        for r in m["pulls"]
+    ]
+    fam_rows = []
+    for f, r in m["by_family"].items():
+        obs = f"{r['observed_successes']} / {r['observed_trials']:,}" if r["observed_trials"] else "—"
+        scale = m["scales"][f]
+        fam_rows.append(
+            [
+                f,
+                num(scale["mean"]),
+                interval(scale["hdi_94"]),
+                num(r["mean"]),
+                f"[{num(r['hdi_low'])}, {num(r['hdi_high'])}]",
+                obs,
+            ]
+        )
+    absent = (
+        ""
+        if m["target_data"]
+        else f" No `{target}` source reports this technique: its value comes from the other families, moved by "
+        "their offsets, with a departure drawn from the target family's spread, so its interval is wide."
+    )
+    return [
+        "## Every source, on one scale (the headline)",
+        "",
+        f"**{num(prev['mean'])}** (94 % HDI {interval(prev['hdi_94'])}) on the `{target}` scale: the share of "
+        f"{m['target_description']} that use the technique, in a typical year. enterpriseLang's "
+        f"{num(c['point_estimate'])} sits at the {c['percentile']:.1f}th percentile of this posterior, "
+        f"P(p > {num(c['point_estimate'])}) = {c['prob_greater']:.3f}, {inside} the 94 % HDI.{absent}",
+        "",
+        f"The model ({m['description']}; `src/attackprev/model/synthesis.py`) lets each family of sources count "
+        "its own population: a family enters through a systematic offset learned from every technique that "
+        "several families report, and a technique-by-family departure. The table gives each source's count and "
+        f"where it alone would put the technique on the `{target}` scale (its rate moved by its family's offset, "
+        "at posterior means), to within its family's departure σ_f: sources whose value there is far from the "
+        "headline pull it towards themselves, the more so the smaller σ_f.",
+        "",
+        *_table(["source", "family", "one trial is", "k / n", "rate", f"on the {target} scale", "σ_f"], rows),
+        "",
+        "The technique on every family's scale (its rate in a typical year of that family's reports), and what "
+        "each family would report: the 94 % predictive interval of the rate one new report of that family (a new "
+        "year, for M-Trends and CISA) would give.",
+        "",
+        *_table(
+            ["family", "rate on its scale", "94 % HDI", "new report: mean", "94 % interval", "observed k / n"],
+            fam_rows,
+        ),
+        "",
+        "Every family and the sources' populations: `reports/evidence.md`; the offsets: "
+        "[the catalogue](../techniques/catalogue.md).",
+    ]
 
 
 def _point_estimate(s: dict) -> list[str]:
@@ -262,6 +347,8 @@ def _catalogue_section(s: dict) -> list[str]:
     c, single = _multi(s), _single(s)
     if not c:
         return []
+    if _source(s):
+        return _source_against_single(s)
     a, b = single["prevalence"], s["prevalence"]
     wa, wb = a["hdi_94"][1] - a["hdi_94"][0], b["hdi_94"][1] - b["hdi_94"][0]
     ka, kb = single["concentration"], c["concentration"]
@@ -306,20 +393,68 @@ def _catalogue_section(s: dict) -> list[str]:
     ]
 
 
+def _source_against_single(s: dict) -> list[str]:
+    """The note's sources alone against every source on the target scale."""
+    m, single = _source(s), _single(s)
+    a, b = single["prevalence"], s["prevalence"]
+    wa, wb = a["hdi_94"][1] - a["hdi_94"][0], b["hdi_94"][1] - b["hdi_94"][0]
+    point = s["comparison"]["point_estimate"]
+    head = f"every source, `{m['target']}` scale (default)"
+    rows = [
+        ["mean", num(a["mean"]), num(b["mean"])],
+        ["median", num(a["median"]), num(b["median"])],
+        ["94 % HDI", interval(a["hdi_94"]), interval(b["hdi_94"])],
+        ["width of that HDI", num(wa), num(wb)],
+        [
+            "94 % interval of a new source / report",
+            interval(single["predictive"]["hdi_94"]),
+            interval(s["predictive"]["hdi_94"]),
+        ],
+        [
+            f"P(p > {num(point)})",
+            f"{single['comparison']['prob_greater']:.2f}",
+            f"{s['comparison']['prob_greater']:.2f}",
+        ],
+        ["MAL expression", f"`{single['mal']['expression']}`", f"`{s['mal']['expression']}`"],
+    ]
+    change = "narrower" if wb < wa else "wider"
+    factor = wa / wb if wb < wa else wb / wa
+    n = len(single["sources"])
+    text = (
+        f"The note's {n} source{'s' if n != 1 else ''} alone (the single-technique model, μ: the mean rate of "
+        "sources like them, whatever each counts) give a mean of "
+        f"{num(a['mean'])}, 94 % HDI {interval(a['hdi_94'])}. Every source on the `{m['target']}` scale gives "
+        f"{num(b['mean'])}, {interval(b['hdi_94'])} — {factor:.1f} times {change}. The two are different "
+        "quantities: the first averages whatever populations the note's sources count; the second is the share "
+        f"of {m['target_description']}, with the other families' sources moved onto that scale by their learned "
+        "offsets. The multi-source value is the default: the comparison and the MAL value below use it."
+    )
+    return [
+        "## The note's sources alone against every source",
+        "",
+        *_table(["", "the note's sources alone", head], rows),
+        "",
+        text,
+    ]
+
+
 def _comparison(s: dict) -> list[str]:
     c = s["comparison"]
     prev = s["prevalence"]
     inside = "inside" if c["inside_hdi_94"] else "outside"
     ratio = prev["mean"] / c["point_estimate"] if c["point_estimate"] > 0 else math.inf
     lo, hi = prev["hdi_94"]
-    which = "the multi-technique " if _multi(s) else ""
+    if _source(s):
+        which, x = f"the multi-source model, on the `{_source(s)['target']}` scale", "p"
+    else:
+        which, x = (f"the {_multi(s)['model']} model" if _multi(s) else "this model"), "μ"
     return [
         "## Comparison with the point estimate",
         "",
-        f"Under {which or 'this '}model:",
+        f"Under {which}:",
         "",
         f"enterpriseLang's {num(c['point_estimate'])} sits at the {c['percentile']:.0f}th percentile of the "
-        f"posterior of μ: P(μ > {num(c['point_estimate'])}) = {c['prob_greater']:.2f}. It lies {inside} the "
+        f"posterior of {x}: P({x} > {num(c['point_estimate'])}) = {c['prob_greater']:.2f}. It lies {inside} the "
         f"94 % HDI [{num(lo)}, {num(hi)}]. The posterior mean, {num(prev['mean'])}, is {ratio:.2f} times the point "
         f"estimate, and the posterior median is {num(prev['median'])}; the interval's upper end is "
         f"{hi / lo:.1f} times its lower end."
@@ -332,6 +467,30 @@ def _mal(s: dict, step: str | None) -> list[str]:
     m = s["mal"]
     prev, pred = s["prevalence"], s["predictive"]
     step_name = step or "<attackStep>"
+    if _source(s):
+        src = _source(s)
+        return [
+            "## Recommended MAL value",
+            "",
+            "```",
+            f"| {step_name} [{m['expression']}]",
+            "```",
+            "",
+            f"p = {m['p']:g} is the posterior mean of the technique's rate on the `{src['target']}` scale: the "
+            f"probability that one of the {src['target_description']} uses it. Its 94 % HDI is "
+            f"{interval(prev['hdi_94'])}; the rate one new `{src['target']}` report would give has 94 % interval "
+            f"{interval(pred['hdi_94'])}. MAL takes one number, so the interval is not in the expression: use it "
+            "to choose values for sensitivity runs of the simulation." + _mcse_sentence(m.get("mcse")),
+            "",
+            "What the number means, and what it does not:",
+            "",
+            '- It is a proxy for "the step is possible in the modelled environment": how often investigated '
+            "intrusions used the technique, not a property of the environment being modelled.",
+            "- It is on one stated scale; another target (`attackprev fit --target FAMILY`) gives another number, "
+            "and every technique of the catalogue is on the same scale, so values are comparable across steps.",
+            "- Steps of one simulated environment share the uncertainty of these estimates (the family offsets "
+            "move every technique together); one number per step cannot carry that, draws from the posterior can.",
+        ]
     return [
         "## Recommended MAL value",
         "",
@@ -417,7 +576,7 @@ def _sensitivity(s: dict) -> list[str]:
         *_table(["prior", "hyperprior", "mean μ", "median μ", "94 % HDI", f"P(μ > {num(point)})", "median κ"], rows),
         "",
         "Of the single-technique model (the hyperprior is that model's; "
-        + ("the multi-technique headline has its own, fixed priors). " if _multi(s) else "the headline here). ")
+        + ("the headline model has its own, fixed priors). " if _multi(s) else "the headline here). ")
         + f"Computed with the exact engine. Across these {len(means)} priors the posterior mean of μ ranges from "
         f"{num(min(means))} (`{lo_name}`) to {num(max(means))} (`{hi_name}`), a factor of {spread:.1f}. {verdict}",
         "",
@@ -439,7 +598,12 @@ def _diagnostics(s: dict) -> list[str]:
     single, multi = _single(s), _multi(s)
     out = ["## Diagnostics", ""]
     if multi is not None:
-        out += [f"Multi-technique model (variant `{multi['variant']}`, the headline):", ""]
+        label = (
+            f"Multi-source model ({multi['description']}, the headline; every sampled parameter and technique level):"
+            if _source(s)
+            else f"Multi-technique model (variant `{multi['variant']}`, the headline):"
+        )
+        out += [label, ""]
         out += _table(["check", "value", "required"], _diag_rows(multi["diagnostics"]))
         out += ["", "Single-technique model:" if single["engine"] == "mcmc" else "Single-technique model (exact):", ""]
     if single["engine"] == "exact":
@@ -470,11 +634,17 @@ def _reproduce(s: dict, command: str) -> list[str]:
     beside = ""
     if _multi(s) is not None and single["settings"]:
         beside = f" The single-technique fit beside it: {settings_text(single['settings'])}."
+    data = f"Data SHA-256 `{s['data_sha256'][:16]}…` (`{s['data_file']}`)"
+    if _source(s):
+        data = (
+            f"Headline data: `data/evidence/counts.csv` with `data/sources.csv`, SHA-256 "
+            f"`{_source(s)['data_sha256'][:16]}…`; the note's sources: `{s['data_file']}`, SHA-256 "
+            f"`{s['data_sha256'][:16]}…`"
+        )
     return [
         "## Reproduce",
         "",
-        f"`{command}` — headline: {s['reproduce']['headline']}.{beside} Data SHA-256 `{s['data_sha256'][:16]}…` "
-        f"(`{s['data_file']}`). Versions: {versions}.",
+        f"`{command}` — headline: {s['reproduce']['headline']}.{beside} {data}. Versions: {versions}.",
     ]
 
 
@@ -485,6 +655,7 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
         [title],
         _status(s),
         _question(s),
+        _synthesis_section(s),
         _evidence(s),
         _point_estimate(s),
         _posterior(s),
@@ -497,7 +668,15 @@ def render_markdown(s: dict, figures: dict[str, str], step: str | None = None, c
     ]
     if figures:
         which = []
-        if _multi(s):
+        if _source(s):
+            which = [
+                "The μ figure shows the headline, the multi-source rate on the target scale, with the note's sources "
+                "fitted alone as a grey dashed line; the forest plot shows both (open markers: the note's sources "
+                "alone). The prior, predictive, rank and trace figures are of the single-technique fit sampled for "
+                "this report; the multi-source fit's diagnostics are in [the catalogue](../techniques/catalogue.md).",
+                "",
+            ]
+        elif _multi(s):
             which = [
                 "The μ figure shows the headline, the multi-technique posterior, with this technique's own "
                 "posterior as a grey dashed line; the forest plot shows both (open markers: this technique alone). "

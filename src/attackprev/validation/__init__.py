@@ -7,8 +7,8 @@
 2. coverage of the central credible intervals of μ;
 3. MCMC against the exact posterior on T1102 and on synthetic techniques;
 
-and writes ``reports/validation.md`` with its figures in ``reports/validation/``. The same
-functions, with smaller sizes, make the CI slice in ``tests/test_validation.py``.
+and writes ``reports/validation-single.md`` (the single-technique model) with its figures in
+``reports/validation/``. The same functions, with smaller sizes, make the CI slice in ``tests/test_validation.py``.
 
 Modules
 -------

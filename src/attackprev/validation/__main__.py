@@ -1,4 +1,4 @@
-"""``python -m attackprev.validation``: run the validation suite and write ``reports/validation.md``."""
+"""``python -m attackprev.validation``: check the single-technique model; writes ``reports/validation-single.md``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from attackprev.validation.suite import QUICK, SuiteConfig, run_suite
 def main(argv: list[str] | None = None) -> int:
     """Run the suite; returns the process exit code (0 even when a criterion fails: the report says so)."""
     parser = argparse.ArgumentParser(prog="python -m attackprev.validation", description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="folder of validation.md (default: reports)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="folder of validation-single.md (default: reports)"
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run (not for the report)")
     args = parser.parse_args(argv)
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.quick:
         notes.append("* **Quick run (`--quick`)**: sizes far too small for the criteria to mean much.")
-    path = args.out / "validation.md"
+    path = args.out / "validation-single.md"
     write_atomically(path, render(results, figures, total, notes))
     print(f"wrote {path} in {total:.0f} s")
     return 0

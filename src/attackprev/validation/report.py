@@ -1,4 +1,4 @@
-"""``reports/validation.md``: what was tested, every number, and whether each criterion passed."""
+"""``reports/validation-single.md`` (single-technique model): what was tested, every number, each verdict."""
 
 from __future__ import annotations
 

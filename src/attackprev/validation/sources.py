@@ -21,17 +21,21 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pymc as pm
 import scipy.special
 import scipy.stats
 
 from attackprev.atomic import write_text_atomic
 from attackprev.config import DIAGNOSTIC_LIMITS, NOTES_CSV
-from attackprev.evidence.counts import CountTable, load_counts
+from attackprev.evidence.counts import Count, CountTable, load_counts
 from attackprev.inference.synthesis import SynthesisResult, SynthesisSettings, fit_synthesis, predictive_draws
+from attackprev.model.priors import SynthesisPriors
+from attackprev.model.synthesis import SynthesisData, build_synthesis_model
 
 LEVELS = (0.5, 0.8, 0.94)
 #: Settings of each held-out refit: shorter than a report's fit; the intervals need hundreds of draws, not thousands.
@@ -60,23 +64,18 @@ def _predictive_counts(theta: np.ndarray, k: int, n: int) -> tuple[float, float,
     return below, at, float(log_pmf)
 
 
-def hold_out(
-    table: CountTable, source_id: str, settings: SynthesisSettings = HELD_OUT_SETTINGS, seed: int = 0
-) -> tuple[list[HeldOut], SynthesisResult]:
-    """Refit without ``source_id`` and predict each of its counts."""
-    family = table.sources[source_id].family
-    result = fit_synthesis(table, settings=settings, exclude_sources=(source_id,))
-    theta = predictive_draws(result, family)
-    rng = np.random.default_rng([settings.seed, seed, 11])
+def score_counts(
+    counts: list[Count], draws_of: Callable[[Count], np.ndarray], rng: np.random.Generator
+) -> list[HeldOut]:
+    """Each held-out count scored against its predictive draws of the rate, ``draws_of(count)``:
+    log predictive density and randomised PIT (one uniform of ``rng`` per count, in order)."""
     rows = []
-    for c in table.counts:
-        if c.source_id != source_id:
-            continue
-        draws = theta[:, result.data.techniques.index(c.technique_id)]
+    for c in counts:
+        draws = draws_of(c)
         below, at, log_score = _predictive_counts(draws, c.successes, c.trials)
         rows.append(
             HeldOut(
-                source_id,
+                c.source_id,
                 c.technique_id,
                 c.successes,
                 c.trials,
@@ -85,7 +84,23 @@ def hold_out(
                 float(draws.mean()),
             )
         )
-    return rows, result
+    return rows
+
+
+def hold_out(
+    table: CountTable,
+    source_id: str,
+    settings: SynthesisSettings = HELD_OUT_SETTINGS,
+    seed: int = 0,
+    builder: Callable[[SynthesisData, SynthesisPriors], pm.Model] = build_synthesis_model,
+) -> tuple[list[HeldOut], SynthesisResult]:
+    """Refit ``builder``'s model (default the headline) without ``source_id`` and predict each of its counts."""
+    family = table.sources[source_id].family
+    result = fit_synthesis(table, settings=settings, exclude_sources=(source_id,), builder=builder)
+    theta = predictive_draws(result, family)
+    rng = np.random.default_rng([settings.seed, seed, 11])
+    counts = [c for c in table.counts if c.source_id == source_id]
+    return score_counts(counts, lambda c: theta[:, result.data.techniques.index(c.technique_id)], rng), result
 
 
 def coverage(rows: list[HeldOut]) -> dict[float, tuple[int, int, float]]:
