@@ -40,9 +40,14 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# every check of the headline model (held-out sources, SBC, model choice; several hours on two cores), then
+# reports/validation.md from their figures; and the single-technique model's own suite
 validation: $(STAMP)
-	$(PY) -m attackprev.validation
 	$(PY) -m attackprev.validation.sources
+	$(PY) -m attackprev.validation.synthesis_sbc
+	$(PY) -m attackprev.validation.comparison
+	$(PY) -m attackprev.validation.summary
+	$(PY) -m attackprev.validation
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

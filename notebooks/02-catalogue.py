@@ -373,8 +373,8 @@ display(
   `{TARGET}` row rest on the other families through their offsets; the largest offset is
   `{widest_offset["family"]}`'s, {widest_b:+.2f} on the log-odds scale (odds × {math.exp(widest_b):.2f}).
 * enterpriseLang's values average percentages published for other populations (M-Trends
-  2020's attack lifecycles, the SoK study's malware families and others), so a gap is often a question of
-  population, not of error: read each estimate as a share of {target_description(result, table, TARGET)},
+  2020's attack lifecycles, the SoK study's malware families and others), so part of a gap can be a question of
+  population rather than of error: read each estimate as a share of {target_description(result, table, TARGET)},
   and for a simulation also run the ends of its {PCT} HDI."""
     )
 )

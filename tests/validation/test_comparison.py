@@ -116,9 +116,8 @@ def _subset(table: CountTable, n_target: int = 14, n_other: int = 10) -> CountTa
 def test_small_comparison_end_to_end(table, tmp_path):
     small = _subset(table)
     quick = SynthesisSettings(draws=150, tune=200, chains=2, seed=3)
-    result = comparison.run_comparison(
-        small, models=["exchangeable"], loso_sources=["mtrends2024"], k=2, settings=quick, full_settings=quick
-    )
+    args = {"models": ["exchangeable"], "loso_sources": ["mtrends2024"], "k": 2, "settings": quick}
+    result = comparison.run_comparison(small, **args, full_settings=quick, store=tmp_path / "store")
     assert result.models == ["synthesis", "exchangeable"]
     n_kfold = sum(1 for c in small.counts if c.family == "mtrends")
     n_loso = sum(1 for c in small.counts if c.source_id == "mtrends2024")
@@ -132,6 +131,9 @@ def test_small_comparison_end_to_end(table, tmp_path):
     text = md.read_text()
     assert "## Model choice" in text and "**Choice: `" in text and "differ materially" in text
     assert len(list(csv.DictReader(values.read_text().splitlines()))) == len(result.values)
+    # a second run with the same store refits nothing and gives the same figures
+    again = comparison.run_comparison(small, **args, full_settings=quick, store=tmp_path / "store")
+    assert again.held_out == result.held_out and again.values == result.values and again.refits == result.refits
 
 
 def test_a_saved_refit_is_reused_not_refitted(table, tmp_path):

@@ -42,11 +42,23 @@ def compact(result: SynthesisResult) -> SynthesisResult:
 
 def _code_digest() -> str:
     """A hash of the code that decides the draws: the data arrays, the model, its priors, the sampling
-    and the compaction (an edit to any of them refits; an edit elsewhere in their modules does not)."""
+    and the compaction (an edit to their code refits; to their docstrings, comments, or elsewhere in their
+    modules, not)."""
+    import ast
     import inspect
+    import textwrap
 
     from attackprev.inference import synthesis as inference_module
     from attackprev.model import synthesis as model_module
+
+    def code(obj) -> str:  # the code without its docstrings and comments: a reworded docstring does not refit
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+                if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+        return ast.dump(tree)
 
     h = hashlib.sha256()
     for obj in (
@@ -57,7 +69,7 @@ def _code_digest() -> str:
         inference_module.fit_synthesis,
         compact,
     ):
-        h.update(inspect.getsource(obj).encode())
+        h.update(code(obj).encode())
     for name in ("STRONG_LOGIT_VAR", "FEW_CELLS", "FEW_CELLS_LOGIT_VAR"):
         h.update(f"{name}={getattr(model_module, name)!r}".encode())
     return h.hexdigest()

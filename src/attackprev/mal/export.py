@@ -101,6 +101,34 @@ def _choose_estimates(
     return estimates, set_aside
 
 
+def _to_step_ids(estimates: list[Estimate], steps: dict) -> tuple[list[Estimate], dict[str, str]]:
+    """The catalogue's estimates (current ATT&CK IDs) keyed by the IDs the step table uses.
+
+    A step recorded under a revoked or merged ID (T1086 PowerShell, now T1059.001) takes the value of
+    the technique that replaced it; two steps merged into one technique both take its value. Returns
+    the estimates and, for each renamed step ID, the current ID it took its value from.
+    """
+    from dataclasses import replace
+
+    from attackprev.evidence.attack import current_id
+
+    catalogue = {e.technique_id: e for e in estimates if e.origin.name == "catalogue.csv"}
+    if not catalogue:
+        return estimates, {}
+    out = [e for e in estimates if e.origin.name != "catalogue.csv"]
+    own = {e.technique_id for e in out}
+    renamed = {}
+    for step_id in steps:
+        if step_id in own:
+            continue
+        now = step_id if step_id in catalogue else current_id(step_id)
+        if now in catalogue:
+            out.append(replace(catalogue[now], technique_id=step_id))
+            if now != step_id:
+                renamed[step_id] = now
+    return out, renamed
+
+
 def export_mal(
     reports_dir: str | Path,
     steps_csv: str | Path | None = None,
@@ -188,6 +216,7 @@ def export_mal(
         raise InputError("give either a catalogue CSV or prefer_reports, not both")
     steps = load_steps(steps_csv)
     estimates, set_aside = _choose_estimates(reports_dir, catalogue, prefer_reports)
+    estimates, renamed = _to_step_ids(estimates, steps)
     seen: dict[str, Path] = {}
     for est in estimates:
         if est.technique_id in seen:
@@ -234,6 +263,9 @@ def export_mal(
         )
         if est.target:
             lines.append(f"// target population: {est.target}; p is the share of it that uses the technique")
+        if est.technique_id in renamed:
+            now = renamed[est.technique_id]
+            lines.append(f"// {est.technique_id} is {now} in ATT&CK v18.1: p is {now}'s")
         lines.append(f"// published: {mapping.published_ttc or '(none)'}")
         if remark:
             lines.append(f"// note: {remark}")

@@ -333,9 +333,13 @@ class SynthesisPriors:
         s_a ~ HalfNormal(2): how much techniques' levels differ; the observed rates span about
         five logits.
     family_offset_sd
-        b_f ~ Normal(0, 2) for each non-reference family: a systematic difference of up to a
-        factor of ~50 in odds (2 sd), as between a share of adversary groups (19 % for T1102)
-        and of intrusions (1 %).
+        The scale of the family offsets b_f (the reference's is 0): a systematic difference of up
+        to a factor of ~50 in odds (2 sd), as between a share of adversary groups (19 % for T1102)
+        and of intrusions (1 %). A partial family's b_f ~ Normal(0, 2). The complete families'
+        offsets are sampled as their mean b̄ ~ Normal(0, 2) plus deviations ZeroSumNormal(2), so
+        each is marginally Normal(0, 2·√(2 − 1/C)) for C complete families (2.68 for C = 5; the
+        simulation-based calibration checks exactly this prior) and correlated (C − 1)/(2C − 1)
+        (0.44) through the shared b̄: wider than Normal(0, 2); the data pin these offsets well.
     departure
         σ_f ~ Gamma(2, 2) per family (mean 1, mode 0.5, 95 % range 0.12 to 2.8): how far a
         technique's rate in family f strays from its level once the family's offset is removed.
@@ -366,7 +370,8 @@ class SynthesisPriors:
         return {
             "level_mean": f"Normal({self.level_mean[0]:g}, {self.level_mean[1]:g})",
             "level_sd": f"HalfNormal({self.level_sd:g})",
-            "family_offset": f"Normal(0, {self.family_offset_sd:g}) per non-reference family",
+            "family_offset": f"Normal(0, {self.family_offset_sd:g}) per partial family; complete families: "
+            f"their mean Normal(0, {self.family_offset_sd:g}) plus ZeroSumNormal({self.family_offset_sd:g}) deviations",
             "departure_sd": f"Gamma({self.departure[0]:g}, {self.departure[1]:g}) per family",
             "year_sd": f"HalfNormal({self.year_sd:g})",
             "log_kappa": f"Normal({self.log_kappa[0]:g}, {self.log_kappa[1]:g}) per family with several sources",

@@ -8,7 +8,8 @@ k_i of n_i, of technique t, source s and family f (the publisher or data set)::
 
     logit θ_i  = a_t + b_f + d_tf + e_s
     a_t        ~ Normal(m, s_a)                                   the technique's level
-    b_ref      = 0;  b_f ~ Normal(0, ·)                          family f's systematic offset
+    b_ref      = 0;  b_f: Normal(0, 2) (partial families), b̄ + ZeroSumNormal  family f's systematic offset
+                 (complete families: b̄ ~ Normal(0, 2) their mean)
     d_tf       ~ Normal(0, σ_f),   σ_f ~ Gamma(2, 2)              the technique's departure in family f
     e_s        : a year's shift, Normal(0, τ) summing to 0        (families with several years)
                  over the family's years

@@ -96,7 +96,12 @@ def hold_out(
 ) -> tuple[list[HeldOut], SynthesisResult]:
     """Refit ``builder``'s model (default the headline) without ``source_id`` and predict each of its counts."""
     family = table.sources[source_id].family
-    result = fit_synthesis(table, settings=settings, exclude_sources=(source_id,), builder=builder)
+    if builder is build_synthesis_model:  # the headline's refits are saved and reused, like its full fit
+        from attackprev.inference.synthesis_cache import cached_fit_synthesis
+
+        result, _ = cached_fit_synthesis(table, settings=settings, exclude_sources=(source_id,))
+    else:
+        result = fit_synthesis(table, settings=settings, exclude_sources=(source_id,), builder=builder)
     theta = predictive_draws(result, family)
     rng = np.random.default_rng([settings.seed, seed, 11])
     counts = [c for c in table.counts if c.source_id == source_id]
@@ -170,11 +175,13 @@ PRIOR_ALTERNATIVES = {
 
 
 def prior_sensitivity(table: CountTable, technique_id: str = "T1102", target: str = "mtrends") -> list[dict]:
-    """The headline of ``technique_id`` on the target scale under each alternative prior (full fits)."""
+    """The headline of ``technique_id`` on the target scale under each alternative prior (full fits, saved
+    and reused through the fit cache: the default row is the headline's own fit)."""
     from dataclasses import replace
 
     from attackprev.inference.summaries import draw_summary
     from attackprev.inference.synthesis import target_draws
+    from attackprev.inference.synthesis_cache import cached_fit_synthesis
     from attackprev.model.priors import SynthesisPriors
 
     rows = []
@@ -189,7 +196,7 @@ def prior_sensitivity(table: CountTable, technique_id: str = "T1102", target: st
         print(f"prior sensitivity: {name}", file=sys.stderr)
         change = dict(change)
         data = doubled if change.pop("double_assumed_n", False) else table
-        result = fit_synthesis(data, priors=replace(SynthesisPriors(), **change))
+        result, _ = cached_fit_synthesis(data, priors=replace(SynthesisPriors(), **change))
         x = target_draws(result, target)[:, result.data.techniques.index(technique_id)]
         d = result.diagnostics
         rows.append(
@@ -292,6 +299,19 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def sources_record(table, results: dict, fits: dict, fc: dict, latest: str, priors: list[dict] | None) -> dict:
+    """The held-out-source check's figures (:mod:`attackprev.validation.sources`)."""
+    every = [r for rows in results.values() for r in rows]
+    return {
+        "data_sha256": table.digest,
+        "loso": {f"{q:g}": list(v) for q, v in coverage(every).items()}
+        | {"refits": len(fits), "refits_failing_diagnostics": sum(not f.diagnostics.passed for f in fits.values())},
+        "forecast_source": latest,
+        "forecast": fc,
+        "priors": priors or [],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every held-out refit and write the report."""
     parser = argparse.ArgumentParser(prog="python -m attackprev.validation.sources", description=__doc__.split("\n")[0])
@@ -310,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     priors = prior_sensitivity(table) if not args.sources else None
     path = args.out / "validation-sources.md"
     write_text_atomic(path, render(results, fits, fc, latest, priors))
+    if not args.sources:  # a partial run is not the check: its figures are not saved
+        from attackprev.validation.summary import write_record
+
+        write_record(args.out, "sources", sources_record(table, results, fits, fc, latest, priors))
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
