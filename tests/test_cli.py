@@ -268,4 +268,5 @@ def test_fresh_fit_all_with_two_techniques_carries_a_failed_multi_technique_fit_
             "target_accept": None,
         }
         assert any("bulk ESS" in p for p in summary["diagnostics"]["problems"])
-        assert "FAILED ITS DIAGNOSTICS" in (out / tid / "report.md").read_text().splitlines()[2]
+        head = (out / tid / "report.md").read_text().split("## The question")[0]
+        assert "not the default multi-source model** — --data" in head and "FAILED ITS DIAGNOSTICS" in head

@@ -45,7 +45,8 @@ def test_small_fit_writes_the_catalogue_and_a_report_on_the_target_scale(tmp_pat
     report = json.loads((tmp_path / "t1102" / "summary.json").read_text())
     assert report["model"] == "multi-source" and report["models"]["multi_source"]["target"] == "attack_groups"
     assert report["prevalence"]["mean"] == pytest.approx(s["headline"]["mean"], rel=1e-5)  # one fit, both reports
-    assert "**Target population: adversary groups" in (tmp_path / "t1102" / "report.md").read_text()
+    head = (tmp_path / "t1102" / "report.md").read_text().split("## The question")[0]
+    assert "> **Target population: adversary groups" in head  # first, with the diagnostics' verdict
     assert "catalogue on the attack_groups scale" in proc.stdout, proc.stdout + proc.stderr
 
 

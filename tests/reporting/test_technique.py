@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # `make test` runs each file on one xdist worker,
 def test_default_run_succeeds_with_healthy_sampler(t1102_run):
     assert t1102_run["result"].exit_code == 0, t1102_run["result"].output
     s = t1102_run["summary"]
-    d = s["diagnostics"]  # the headline's: the multi-technique fit
+    d = s["diagnostics"]  # the headline's: the multi-source fit
     assert d["passed"] and d["problems"] == []
     assert d["divergences"] == 0 and d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400
     assert (d["chains"], d["draws"]) == (4, 1500) == (s["settings"]["chains"], s["settings"]["draws"])
@@ -40,37 +40,45 @@ def test_summary_has_every_promised_field(t1102_run):
     c = s["comparison"]
     assert c["point_estimate"] == 0.0445
     assert c["naive_mean"] == pytest.approx((0.0396 + 47 / 951) / 2)
-    assert c["prob_greater"] == pytest.approx(1 - c["percentile"] / 100)
+    assert c["prob_greater"] == pytest.approx(1 - c["percentile"] / 100, abs=1e-5)  # six significant figures each
     assert c["inside_hdi_94"] == (lo <= 0.0445 <= hi)
     assert s["ttc"]["kind"] == "degenerate" and s["ttc"]["value_days"] == 0
     assert s["settings"]["seed"] == 20201102 == single["settings"]["seed"] and "pymc" in s["versions"]
     assert single["priors"]["name"] == "halfnormal1" and single["prior"] == "halfnormal1"
-    assert s["priors"] == s["models"]["multi_technique"]["priors"]  # the headline's priors are the catalogue's
+    assert s["priors"] == s["models"]["multi_source"]["priors"]  # the headline's priors are the catalogue's
     assert re.fullmatch(r"[0-9a-f]{64}", s["data_sha256"])
 
 
-def test_headline_is_the_multi_technique_posterior(t1102_run):
+def test_headline_is_the_multi_source_posterior_on_the_target_scale(t1102_run):
     s = t1102_run["summary"]
-    assert s["mal"]["model"] == "multi-technique" == s["model"]
+    assert s["mal"]["model"] == "multi-source" == s["model"]
     assert s["estimand"] == {"default": True, "note": None}
     single = s["models"]["single_technique"]
     assert single["mal"]["model"] == "single-technique"
-    # the catalogue's learned heterogeneity narrows T1102's interval
+    # every source on one scale narrows T1102's interval
     width = s["prevalence"]["hdi_94"][1] - s["prevalence"]["hdi_94"][0]
     assert width < single["prevalence"]["hdi_94"][1] - single["prevalence"]["hdi_94"][0]
-    multi = s["models"]["multi_technique"]
-    assert multi["techniques"] >= 50 and multi["diagnostics"]["passed"]
-    assert multi["prevalence"] == s["prevalence"] and multi["mal"]["expression"] == s["mal"]["expression"]
+    m = s["models"]["multi_source"]
+    assert m["techniques"] >= 600 and m["diagnostics"]["passed"] and m["target"] == "mtrends"
+    assert m["prevalence"] == s["prevalence"] and m["mal"]["expression"] == s["mal"]["expression"]
+    assert s["models"]["multi_technique"] is None
+    # every source's count and pull, and every family's scale and predictive interval
+    assert {p["source_id"] for p in m["pulls"]} >= {"mtrends2020", "sok2019_windows_malware", "attack_groups_v18"}
+    assert set(m["by_family"]) == set(m["scales"]) and "mtrends" in m["scales"]
+    assert m["scales"]["mtrends"]["mean"] == pytest.approx(s["prevalence"]["mean"], rel=1e-5)
     text = (t1102_run["folder"] / "report.md").read_text()
-    assert "## Two-source-only against multi-technique" in text
+    assert "## The note's sources alone against every source" in text
     assert f"`{single['mal']['expression']}` | `{s['mal']['expression']}`" in text
+    for family in m["scales"]:
+        assert f"| {family} | " in text
 
 
 def test_mal_value_is_the_posterior_mean(t1102_run):
     s = t1102_run["summary"]
     assert s["mal"]["p"] == pytest.approx(s["prevalence"]["mean"], rel=1e-3)
     assert s["mal"]["expression"] == f"Bernoulli({s['mal']['p']:g})"
-    assert s["predictive"]["mean"] == pytest.approx(s["prevalence"]["mean"], rel=0.05)  # E[θ_new] = E[μ]
+    lo, hi = s["predictive"]["hdi_94"]  # a new M-Trends year's rate: wider than the typical year's
+    assert lo <= s["prevalence"]["hdi_94"][0] and hi >= s["prevalence"]["hdi_94"][1]
     # the report says how many of p's digits the draws support
     assert 0 < s["mal"]["mcse"] < 0.05 * s["mal"]["p"]
     single = s["models"]["single_technique"]
@@ -103,10 +111,11 @@ def test_report_states_the_computed_numbers(t1102_run):
     text = (t1102_run["folder"] / "report.md").read_text()
     lines = text.splitlines()
     assert lines[0].startswith("# T1102 Web Service")
-    assert lines[2].startswith("> **Diagnostics passed.**")
+    assert lines[2].startswith("> **Target population: intrusions investigated by Mandiant incident responders**")
+    assert lines[4].startswith("> **Diagnostics passed.**")
     assert f"| webService [{s['mal']['expression']}]" in text
     assert f"{s['comparison']['percentile']:.0f}th percentile" in text
-    assert f"P(μ > 0.0445) = {s['comparison']['prob_greater']:.2f}" in text
+    assert f"P(p > 0.0445) = {s['comparison']['prob_greater']:.2f}" in text
     assert "| 9 / 227 | inferred |" in text and "This is an inference" in text
     assert "reproduces the published `Bernoulli(0.0445)`" in text
     assert "exactly 0 days" in text
@@ -115,12 +124,12 @@ def test_report_states_the_computed_numbers(t1102_run):
     for name in re.findall(r"\]\(([\w.]+\.png)\)", text):
         assert (t1102_run["folder"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(re.findall(r"\]\(([\w.]+\.png)\)", text)) >= 5
-    # the μ figure shows the headline (multi-technique) posterior, and the report says which fit each figure is of
-    assert "The μ figure shows the headline, the multi-technique posterior" in text
-    assert "[its report](../techniques/catalogue.md)" in text
-    # the Reproduce line names what produced the headline
-    assert "headline: multi-technique hierarchical beta-binomial" in text
-    assert "seed 20201102, 4 chains × 1500 draws after 1500 tuning steps" in text
+    # the μ figure shows the headline (multi-source) posterior, and the report says which fit each figure is of
+    assert "The μ figure shows the headline, the multi-source rate on the target scale" in text
+    assert "[the catalogue](../techniques/catalogue.md)" in text
+    # the Reproduce line names what produced the headline, and both data files
+    assert "headline: multi-source synthesis" in text and "`data/evidence/counts.csv`" in text
+    assert "seed 20201102, 4 chains × 1500 draws after 1000 tuning steps" in text
     # the sensitivity table marks the default prior and says which model it belongs to
     assert "`halfnormal1` (default, this run)" in text and "Of the single-technique model" in text
 

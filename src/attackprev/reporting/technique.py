@@ -96,6 +96,12 @@ def _status(s: dict) -> list[str]:
     d = s["diagnostics"]
     single, multi = _single(s), _multi(s)
     out = []
+    if _source(s):
+        out += [
+            f"> **Target population: {_source(s)['target_description']}** (`--target {_source(s)['target']}`): "
+            "the headline probability is on this scale.",
+            ">",
+        ]
     if not s["estimand"]["default"]:
         out += [
             f"> **Headline: the {s['model']} model, not the default multi-source model** — "
@@ -112,11 +118,6 @@ def _status(s: dict) -> list[str]:
     if s["engine"] == "exact":
         return [*out, "> **Engine: exact grid quadrature** (no sampling, so no sampler diagnostics)."]
     text = f"> **Diagnostics passed.** {s['model'].capitalize()} model (the headline): {_diag_text(d)}."
-    if _source(s):
-        text = (
-            f"> **Target population: {_source(s)['target_description']}** (`--target {_source(s)['target']}`): "
-            f"the headline probability is on this scale.\n>\n{text}"
-        )
     if multi is not None and single["engine"] == "mcmc":
         text += f" Single-technique fit beside it: {_diag_text(single['diagnostics'])}."
     if single["agreement"]:
