@@ -3,6 +3,7 @@ fit writes its catalogue and a technique report on the chosen scale."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -37,6 +38,7 @@ def test_small_fit_writes_the_catalogue_and_a_report_on_the_target_scale(tmp_pat
     assert sorted(p.name for p in folder.iterdir()) == files
     s = json.loads((folder / "summary.json").read_text())
     assert s["target"] == "attack_groups" and s["record"]["settings"]["seed"] == 3
+    assert s["runner_up"]["model"] is None  # the comparison scores the mtrends scale only
     assert s["record"]["settings"]["draws"] == 100
     text = (folder / "catalogue.md").read_text()
     assert text == render_synthesis_markdown(s)
@@ -55,6 +57,11 @@ def test_committed_catalogue_is_its_summary_rendered():
     s = json.loads((folder / "summary.json").read_text())
     assert (folder / "catalogue.md").read_text() == render_synthesis_markdown(s)
     assert s["diagnostics"]["passed"] and s["target"] == "mtrends"
+    with (folder / "catalogue.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert s["runner_up"]["model"] == "exchangeable" and s["runner_up"]["techniques"] == len(rows)
+    differ = [r["technique_id"] for r in rows if r["runner_up_differs"] == "True"]
+    assert sorted(differ) == sorted(d["technique_id"] for d in s["runner_up"]["differ"])
     h = s["headline"]
     assert h["hdi_94"][0] <= h["mean"] <= h["hdi_94"][1]
     p = float(s["mal"].removeprefix("[Bernoulli(").removesuffix(")]"))

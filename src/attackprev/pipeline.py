@@ -387,8 +387,10 @@ def synthesis_summary(result, table, target: str, technique_id: str, command: st
     """The synthesis catalogue's summary, its estimates and its predictive rows."""
     from attackprev.analysis.synthesis import (
         ELANG_T1102,
+        add_runner_up,
         elang_comparison,
         family_rows,
+        load_runner_up,
         predictive_rows,
         source_pulls,
         target_description,
@@ -400,6 +402,7 @@ def synthesis_summary(result, table, target: str, technique_id: str, command: st
     from attackprev.reporting.synthesis import mal_line
 
     estimates = technique_estimates(result, table, target)
+    runner_up = add_runner_up(estimates, load_runner_up(), target)
     predictive = predictive_rows(result, table)
     headline = technique_headline(result, technique_id, target, ELANG_T1102)
     multi = [result.data.families[f] for f in result.data.multi_source_families()]
@@ -423,6 +426,7 @@ def synthesis_summary(result, table, target: str, technique_id: str, command: st
             "without_target": sum(not r["target_data"] for r in estimates),
         },
         "enterpriselang": elang_comparison(estimates),
+        "runner_up": runner_up,
         "diagnostics": result.diagnostics.to_dict(),
         "record": result.record(),
         "command": command,

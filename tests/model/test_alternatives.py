@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -19,6 +21,7 @@ from attackprev.inference.synthesis import (
 )
 from attackprev.model.alternatives import MODELS, build_exchangeable, build_offsets_only
 from attackprev.model.priors import SynthesisPriors
+from attackprev.model.sampling_form import SamplingForm
 from attackprev.model.synthesis import SynthesisData
 from tests.synthesis_fixtures import make_table
 
@@ -61,63 +64,95 @@ def _beta_binomial(k, n, theta, kappa) -> float:
     return float(scipy.stats.betabinom.logpmf(k, n, theta * kappa, (1 - theta) * kappa).sum())
 
 
-def _year_shift(data: SynthesisData, model: pm.Model, value: np.ndarray) -> np.ndarray:
-    """Each observation's year shift: mt20 and mt21 get the two constrained values, others 0."""
-    shift = _zerosum(model, "year_shift_mtrends", value)
+@pytest.fixture(params=["chosen", "centred"])
+def form(request, data, monkeypatch) -> SamplingForm:
+    """The form the data choose (three techniques, two years: everything non-centred) or every level
+    and year shift centred; both are the same model, so the log density must match either way."""
+    form = data.sampling_form()
+    if request.param == "centred":
+        form = replace(form, loose_levels=np.zeros_like(form.loose_levels), noncentred_years=())
+    monkeypatch.setattr(SynthesisData, "sampling_form", lambda self: form)
+    return form
+
+
+def _levels(form: SamplingForm, c: np.ndarray, centre: float, s_a: float) -> tuple[dict, float]:
+    """The sampler's values for levels c and their log density, in the form's parameterisation."""
+    loose = form.loose_levels
+    point = {"c_loose_z": (c[loose] - centre) / s_a, "c_pinned": c[~loose]}
+    logp = scipy.stats.norm.logpdf(point["c_loose_z"]).sum() + scipy.stats.norm.logpdf(c[~loose], centre, s_a).sum()
+    return {k: v for k, v in point.items() if v.size}, float(logp)
+
+
+def _years(form, data, model, value: np.ndarray, tau: float) -> tuple[dict, float, np.ndarray]:
+    """The sampler's value of the mtrends year shifts, their log density and each observation's shift."""
+    if 0 in form.noncentred_years:
+        name = "year_shift_mtrends_z"
+        z = _zerosum(model, name, value)
+        shift, logp = tau * z, _zerosum_logp(z, 1.0)
+    else:
+        name = "year_shift_mtrends"
+        shift = _zerosum(model, name, value)
+        logp = _zerosum_logp(shift, tau)
     by_source = {"mt20": shift[0], "mt21": shift[1]}
-    return np.array([by_source.get(data.sources[s], 0.0) for s in data.source_idx])
+    per_obs = np.array([by_source.get(data.sources[s], 0.0) for s in data.source_idx])
+    return {f"{name}_zerosum__": value}, logp, per_obs
 
 
-def test_exchangeable_log_density_matches_scipy(data):
+def test_exchangeable_log_density_matches_scipy(data, form):
     model = build_exchangeable(data, PRIORS)
     weak = data.weak_cells()
     rng = np.random.default_rng(4)
+    a, tau = np.array([-4.0, -1.0, -3.2]), 0.4
+    levels, levels_logp = _levels(form, a, -3.1, 1.3)  # no family offsets: a_t is the cells' centre
+    years, years_logp, shift = _years(form, data, model, np.array([0.3]), tau)
     point = {
         "level_mean": -3.1,
         "level_sd_log__": np.log(1.3),
-        "a": np.array([-4.0, -1.0, -3.2]),
+        **levels,
         "sigma_log__": np.log(np.array([0.7, 1.1, 1.6])),
         "u_weak": rng.normal(size=int(weak.sum())),
         "phi_strong": rng.normal(-2.5, 1.0, size=int((~weak).sum())),
-        "tau_log__": np.log(0.4),
-        "year_shift_mtrends_zerosum__": np.array([0.3]),
+        "tau_log__": np.log(tau),
+        **years,
         "log_kappa": np.array([3.5]),
     }
     assert {v.name for v in model.value_vars} == set(point)
     got = model.compile_logp(jacobian=False)(point)
 
-    sigma, a, tau = np.exp(point["sigma_log__"]), point["a"], 0.4
+    sigma = np.exp(point["sigma_log__"])
     fam, tech = data.cell_family(), data.cell_technique()
     want = scipy.stats.norm.logpdf(-3.1, *PRIORS.level_mean) + scipy.stats.halfnorm.logpdf(1.3, scale=PRIORS.level_sd)
-    want += scipy.stats.norm.logpdf(a, -3.1, 1.3).sum()  # no family offsets: a_t is the cells' centre
+    want += levels_logp
     want += scipy.stats.gamma.logpdf(sigma, PRIORS.departure[0], scale=1 / PRIORS.departure[1]).sum()
     phi = np.zeros(len(data.cells))
     phi[weak] = a[tech[weak]] + sigma[fam[weak]] * point["u_weak"]
     phi[~weak] = point["phi_strong"]
     want += scipy.stats.norm.logpdf(point["u_weak"]).sum()
     want += scipy.stats.norm.logpdf(point["phi_strong"], a[tech[~weak]], sigma[fam[~weak]]).sum()
-    want += scipy.stats.halfnorm.logpdf(tau, scale=PRIORS.year_sd)
-    want += _zerosum_logp(_zerosum(model, "year_shift_mtrends", point["year_shift_mtrends_zerosum__"]), tau)
+    want += scipy.stats.halfnorm.logpdf(tau, scale=PRIORS.year_sd) + years_logp
     want += scipy.stats.norm.logpdf(3.5, *PRIORS.log_kappa)
-    theta = scipy.special.expit(phi[data.cell_idx] + _year_shift(data, model, point["year_shift_mtrends_zerosum__"]))
+    theta = scipy.special.expit(phi[data.cell_idx] + shift)
     mt = data.family_idx == 0
     want += _beta_binomial(data.successes[mt], data.trials[mt], theta[mt], np.exp(3.5))
     want += scipy.stats.binom.logpmf(data.successes[~mt], data.trials[~mt], theta[~mt]).sum()
     assert np.isclose(got, want, rtol=1e-9, atol=1e-8)
 
 
-def test_offsets_only_log_density_matches_scipy(data):
+def test_offsets_only_log_density_matches_scipy(data, form):
     """Every family beta-binomial, one κ per family, cells at a_t + b_f exactly."""
     model = build_offsets_only(data, PRIORS)
+    c, tau = np.array([-2.0, 0.5, -1.5]), 0.4
+    levels, levels_logp = _levels(form, c, -3.1 + 1.2, 1.3)
+    years, years_logp, shift = _years(form, data, model, np.array([-0.2]), tau)
     point = {
         "level_mean": -3.1,
         "level_sd_log__": np.log(1.3),
         "b_complete_mean": 1.2,
         "b_complete_dev_zerosum__": np.zeros(0),  # one complete family: its deviation from the mean is 0
         "b_partial": np.array([-0.7]),
-        "c": np.array([-2.0, 0.5, -1.5]),
-        "tau_log__": np.log(0.4),
-        "year_shift_mtrends_zerosum__": np.array([-0.2]),
+        **levels,
+        "tau_log__": np.log(tau),
+        **years,
         "log_kappa": np.array([3.5]),
         "log_kappa_single": np.array([2.0, 5.0]),
     }
@@ -126,17 +161,15 @@ def test_offsets_only_log_density_matches_scipy(data):
 
     assert data.families == ["mtrends", "groups", "xfam"]
     b = np.array([0.0, 1.2, -0.7])
-    c, tau = point["c"], 0.4
     a = c - 1.2
     want = scipy.stats.norm.logpdf(-3.1, *PRIORS.level_mean) + scipy.stats.halfnorm.logpdf(1.3, scale=PRIORS.level_sd)
     want += scipy.stats.norm.logpdf([1.2, -0.7], 0.0, PRIORS.family_offset_sd).sum()
-    want += scipy.stats.norm.logpdf(c, -3.1 + 1.2, 1.3).sum()
-    want += scipy.stats.halfnorm.logpdf(tau, scale=PRIORS.year_sd)
-    want += _zerosum_logp(_zerosum(model, "year_shift_mtrends", point["year_shift_mtrends_zerosum__"]), tau)
+    want += levels_logp
+    want += scipy.stats.halfnorm.logpdf(tau, scale=PRIORS.year_sd) + years_logp
     want += scipy.stats.norm.logpdf([3.5, 2.0, 5.0], *PRIORS.log_kappa).sum()
     kappa = np.exp(np.array([3.5, 2.0, 5.0]))[data.family_idx]  # mtrends, then groups and xfam
     eta = a[data.technique_idx] + b[data.family_idx]
-    theta = scipy.special.expit(eta + _year_shift(data, model, point["year_shift_mtrends_zerosum__"]))
+    theta = scipy.special.expit(eta + shift)
     want += _beta_binomial(data.successes, data.trials, theta, kappa)
     assert np.isclose(got, want, rtol=1e-9, atol=1e-8)
 

@@ -54,13 +54,17 @@ def test_log_density_matches_scipy():
     data = SynthesisData.from_counts(make_table(rows, sources))
     priors = SynthesisPriors()
     model = build_synthesis_model(data, priors)
-    weak = data.weak_cells()
+    form = data.sampling_form()
+    weak, loose = form.weak_cells, form.loose_levels
+    assert loose.all()  # two techniques: s_a cannot be estimated, so both levels are non-centred
     rng = np.random.default_rng(3)
+    c = np.array([-1.0, -3.2])
     point = {
         "level_mean": -3.1,
         "level_sd_log__": np.log(1.3),
         "b_partial": np.array([0.4]),
-        "c": np.array([-1.0, -3.2]),
+        "c_loose_z": (c[loose] + 3.1) / 1.3,
+        "c_pinned": c[~loose],
         "sigma_log__": np.log(np.array([0.7, 1.1])),
         "u_weak": rng.normal(size=int(weak.sum())),
         "phi_strong": rng.normal(-2.5, 1.0, size=int((~weak).sum())),
@@ -70,11 +74,11 @@ def test_log_density_matches_scipy():
 
     sigma = np.exp(point["sigma_log__"])
     b = np.array([0.0, point["b_partial"][0]])
-    c = point["c"]
     want = scipy.stats.norm.logpdf(-3.1, *priors.level_mean)
     want += scipy.stats.halfnorm.logpdf(1.3, scale=priors.level_sd)
     want += scipy.stats.norm.logpdf(b[1], 0, priors.family_offset_sd)
-    want += scipy.stats.norm.logpdf(c, -3.1, 1.3).sum()  # no complete family: b̄ = 0
+    want += scipy.stats.norm.logpdf((c[loose] + 3.1) / 1.3).sum()  # non-centred: c = m + b̄ + s_a z, b̄ = 0 here
+    want += scipy.stats.norm.logpdf(c[~loose], -3.1, 1.3).sum()
     want += scipy.stats.gamma.logpdf(sigma, priors.departure[0], scale=1 / priors.departure[1]).sum()
     phi = np.zeros(len(data.cells))
     fam = np.array([data.families.index(f) for _, f in data.cells])
@@ -94,4 +98,5 @@ def test_log_density_matches_scipy():
 def test_named_dimensions():
     model = build_synthesis_model(SynthesisData.from_counts(make_table(ROWS, SOURCES)), SynthesisPriors())
     assert set(model.coords) >= {"technique", "family", "cell", "year_source"}
-    assert {v.name for v in model.free_RVs} >= {"level_mean", "level_sd", "c", "sigma", "tau", "log_kappa"}
+    assert {v.name for v in model.free_RVs} >= {"level_mean", "level_sd", "sigma", "tau", "log_kappa"}
+    assert {"a", "b", "c", "phi", "d", "e"} <= set(model.named_vars)

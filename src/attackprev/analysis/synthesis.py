@@ -7,10 +7,13 @@ formats it.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from attackprev.config import DEFAULT_TARGET, REPORTS_DIR
 from attackprev.evidence.attack import attack_table
 from attackprev.evidence.counts import CountTable
 from attackprev.inference.summaries import Headline, draw_summary, hdi
@@ -115,6 +118,63 @@ def technique_estimates(result: SynthesisResult, table: CountTable, target: str)
             }
         )
     return rows
+
+
+#: The per-technique values of the model comparison's runner-up (written by
+#: ``python -m attackprev.validation.comparison``, part of ``make validation``), on :data:`DEFAULT_TARGET`'s scale.
+RUNNER_UP_CSV = REPORTS_DIR / "validation" / "model_comparison.csv"
+#: The runner-up's value differs materially from the headline's when its mean lies outside the headline's
+#: 94 % HDI, or when the two means differ by more than this factor (either way).
+MATERIAL_RATIO = 1.5
+
+
+def load_runner_up(path: Path = RUNNER_UP_CSV) -> dict[str, dict]:
+    """The runner-up model's mean and 94 % HDI per technique, from the model comparison's CSV
+    (empty when the comparison has not been run)."""
+    if not path.exists():
+        return {}
+    with path.open(newline="") as fh:
+        return {
+            r["technique_id"]: {
+                "model": r["runner_up_model"],
+                "mean": float(r["runner_up_mean"]),
+                "hdi_low": float(r["runner_up_hdi_low"]),
+                "hdi_high": float(r["runner_up_hdi_high"]),
+            }
+            for r in csv.DictReader(fh)
+        }
+
+
+def add_runner_up(estimates: list[dict], values: dict[str, dict], target: str) -> dict:
+    """Put the runner-up's value beside each estimate (in place) and say where they differ materially.
+
+    The comparison is on :data:`DEFAULT_TARGET`'s scale only; on another target nothing is added.
+    ``runner_up_differs``: the runner-up's mean lies outside this headline's 94 % HDI, or the means
+    differ by more than :data:`MATERIAL_RATIO`.
+    """
+    if target != DEFAULT_TARGET or not values:
+        return {"model": None, "techniques": 0, "differ": [], "material_ratio": MATERIAL_RATIO}
+    differ = []
+    for r in estimates:
+        v = values.get(r["technique_id"])
+        if v is None:
+            continue
+        ratio = v["mean"] / r["mean"]
+        outside = not r["hdi_low"] <= v["mean"] <= r["hdi_high"]
+        differs = outside or max(ratio, 1.0 / ratio) > MATERIAL_RATIO
+        r |= {
+            "runner_up_model": v["model"],
+            "runner_up_mean": v["mean"],
+            "runner_up_hdi_94_low": v["hdi_low"],
+            "runner_up_hdi_94_high": v["hdi_high"],
+            "runner_up_differs": differs,
+        }
+        if differs:
+            differ.append(r | {"ratio": ratio, "outside_hdi": outside})
+    differ.sort(key=lambda r: -abs(np.log(r["ratio"])))
+    model = next(iter(values.values()))["model"]
+    compared = sum("runner_up_model" in r for r in estimates)
+    return {"model": model, "techniques": compared, "differ": differ, "material_ratio": MATERIAL_RATIO}
 
 
 def elang_comparison(estimates: list[dict], top: int = 15) -> dict:

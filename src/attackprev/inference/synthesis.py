@@ -75,7 +75,9 @@ class SynthesisResult:
 
 def _diagnosed(tree: xr.DataTree) -> xr.DataTree:
     post = tree["posterior"].to_dataset()
-    names = [v for v in post.data_vars if v in DIAGNOSED or v.startswith(("b_", "u_", "phi_strong", "year_shift"))]
+    names = [
+        v for v in post.data_vars if v in DIAGNOSED or v.startswith(("b_", "c_", "u_", "phi_strong", "year_shift"))
+    ]
     names = [v for v in names if float(post[v].std()) > 0]  # a constant (σ = 0 of a model without departures)
     return xr.DataTree.from_dict({"posterior": post[names], "sample_stats": tree["sample_stats"].to_dataset()})
 

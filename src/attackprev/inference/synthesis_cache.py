@@ -49,6 +49,7 @@ def _code_digest() -> str:
     import textwrap
 
     from attackprev.inference import synthesis as inference_module
+    from attackprev.model import sampling_form
     from attackprev.model import synthesis as model_module
 
     def code(obj) -> str:  # the code without its docstrings and comments: a reworded docstring does not refit
@@ -64,14 +65,13 @@ def _code_digest() -> str:
     for obj in (
         SynthesisData,
         model_module.build_synthesis_model,
+        sampling_form,
         SynthesisPriors,
         SynthesisSettings,
         inference_module.fit_synthesis,
         compact,
     ):
         h.update(code(obj).encode())
-    for name in ("STRONG_LOGIT_VAR", "FEW_CELLS", "FEW_CELLS_LOGIT_VAR"):
-        h.update(f"{name}={getattr(model_module, name)!r}".encode())
     return h.hexdigest()
 
 

@@ -18,7 +18,9 @@ k_i of n_i, of technique t, source s and family f (the publisher or data set)::
 
 It is sampled in an equivalent, better-conditioned form (see :func:`build_synthesis_model`):
 each (technique, family) cell's logit φ_tf = a_t + b_f + d_tf directly where the data measure it
-well, and the technique levels relative to the mean offset of the complete families.
+well, and the technique levels relative to the mean offset of the complete families. Which cells,
+levels and year shifts are sampled centred and which non-centred is chosen from the counts
+(:mod:`attackprev.model.sampling_form`); the choice changes the sampler's geometry, not the model.
 
 **The estimand.** A technique's probability on the scale of a *target* family T is
 
@@ -54,14 +56,7 @@ import pytensor.tensor as pt
 from attackprev.config import DEFAULT_TARGET
 from attackprev.evidence.counts import CountTable
 from attackprev.model.priors import SynthesisPriors
-
-#: A cell (technique, family) whose logit the data measure with a variance at least this (sd 0.22,
-#: below every family's departure scale σ_f) is sampled non-centred.
-STRONG_LOGIT_VAR = 0.05
-#: In a family of fewer cells than this (σ_f then rests on its prior and can be small), a cell is
-#: sampled non-centred unless its logit's variance is below :data:`FEW_CELLS_LOGIT_VAR`.
-FEW_CELLS = 30
-FEW_CELLS_LOGIT_VAR = 0.03
+from attackprev.model.sampling_form import SamplingForm, choose_form
 
 
 def _rows_digest(rows: frozenset[tuple[str, str]]) -> str:
@@ -153,22 +148,128 @@ class SynthesisData:
         t_pos = {t: i for i, t in enumerate(self.techniques)}
         return np.array([t_pos[t] for t, _ in self.cells])
 
+    def sampling_form(self) -> SamplingForm:
+        """Which quantities are sampled centred (:func:`attackprev.model.sampling_form.choose_form`)."""
+        return choose_form(self)
+
     def weak_cells(self) -> np.ndarray:
-        """Which cells' logits the data pin only loosely: the binomial variance of the pooled rows'
-        logit, 1/k + 1/(n − k), at least :data:`STRONG_LOGIT_VAR` (or :data:`FEW_CELLS_LOGIT_VAR` in a
-        family of fewer than :data:`FEW_CELLS` cells, whose σ_f the prior decides and can be small).
-        Those are sampled non-centred, the rest centred."""
-        k = np.bincount(self.cell_idx, weights=self.successes, minlength=len(self.cells))
-        n = np.bincount(self.cell_idx, weights=self.trials, minlength=len(self.cells))
-        var = 1.0 / (k + 0.5) + 1.0 / (n - k + 0.5)
-        family = self.cell_family()
-        few = (np.bincount(family, minlength=len(self.families)) < FEW_CELLS)[family]
-        return (var >= STRONG_LOGIT_VAR) | (few & (var >= FEW_CELLS_LOGIT_VAR))
+        """Which cells are sampled non-centred (see :meth:`sampling_form`)."""
+        return self.sampling_form().weak_cells
 
     def multi_source_families(self) -> list[int]:
         """Indices of families with more than one source (they get year shifts and a κ)."""
         counts = np.bincount(self.source_family, minlength=len(self.families))
         return [int(f) for f in np.flatnonzero(counts > 1)]
+
+
+def model_coords(data: SynthesisData) -> dict:
+    """The named dimensions of the model (and of its alternatives)."""
+    multi = data.multi_source_families()
+    return {
+        "technique": data.techniques,
+        "family": data.families,
+        "offset_family": data.families[1:],
+        "cell": [f"{t}|{f}" for t, f in data.cells],
+        "year_source": [data.sources[i] for i, f in enumerate(data.source_family) if int(f) in multi],
+        "multi_family": [data.families[f] for f in multi],
+        "single_family": [f for i, f in enumerate(data.families) if i not in multi],
+        "observation": np.arange(len(data.successes)),
+    }
+
+
+# ---- the parts, each created inside the model's context ------------------------------------------
+# Sampled in a rotated but equivalent form: every technique is in every complete family, so the data
+# pin c_t = a_t + (mean offset of the complete families) and the complete families' offsets from their
+# mean; what ties them to the reference scale is one number, that mean offset (b̄). With a_t and b_f
+# sampled directly, a shift of b̄ had to move hundreds of a_t in step and mixed ten times slower.
+
+
+def family_offsets(data: SynthesisData, priors: SynthesisPriors) -> tuple[pt.TensorVariable, pt.TensorVariable]:
+    """The family offsets b (Deterministic ``b``, the reference's 0) and b̄, the complete families' mean."""
+    complete = data.complete
+    b = pt.zeros(len(data.families))
+    b_bar = pt.as_tensor(0.0)
+    if complete:
+        b_bar = pm.Normal("b_complete_mean", 0.0, priors.family_offset_sd)
+        dev = pm.ZeroSumNormal("b_complete_dev", sigma=priors.family_offset_sd, shape=len(complete))
+        b = pt.set_subtensor(b[complete], b_bar + dev)
+    others = [f for f in range(1, len(data.families)) if f not in complete]
+    if others:
+        b_other = pm.Normal("b_partial", 0.0, priors.family_offset_sd, shape=len(others))
+        b = pt.set_subtensor(b[others], b_other)
+    return pm.Deterministic("b", b, dims="family"), b_bar
+
+
+def technique_levels(data: SynthesisData, form: SamplingForm, centre, s_a) -> pt.TensorVariable:
+    """c_t ~ Normal(centre, s_a) (Deterministic ``c``): centred where a technique's cells pin it,
+    non-centred where they do not or s_a is small (nearly equal rates put centred levels in a funnel)."""
+    c = pt.zeros(len(data.techniques))
+    if form.loose_levels.any():
+        idx = np.flatnonzero(form.loose_levels)
+        z = pm.Normal("c_loose_z", 0.0, 1.0, shape=len(idx))
+        c = pt.set_subtensor(c[idx], centre + s_a * z)
+    if (~form.loose_levels).any():
+        idx = np.flatnonzero(~form.loose_levels)
+        c = pt.set_subtensor(c[idx], pm.Normal("c_pinned", centre, s_a, shape=len(idx)))
+    return pm.Deterministic("c", c, dims="technique")
+
+
+def departures(data: SynthesisData, form: SamplingForm, priors: SynthesisPriors, centre) -> pt.TensorVariable:
+    """Cell logits φ_tf = centre + d_tf, d_tf ~ Normal(0, σ_f); creates ``sigma``, ``phi`` and ``d``.
+
+    φ is sampled directly where a cell's counts are large (the data pin φ, so it must not be built
+    from a_t: that would tie every a_t to its departures), and as centre + σ_f·u where they are small
+    (a rare technique, a family of few reports), where a centred φ would sit in a funnel with σ_f.
+    """
+    cell_family = data.cell_family()
+    sigma = pm.Gamma("sigma", alpha=priors.departure[0], beta=priors.departure[1], dims="family")
+    weak = form.weak_cells
+    phi = pt.zeros(len(data.cells))
+    if weak.any():
+        idx = np.flatnonzero(weak)
+        u = pm.Normal("u_weak", 0.0, 1.0, shape=len(idx))
+        phi = pt.set_subtensor(phi[idx], centre[idx] + sigma[cell_family[idx]] * u)
+    if (~weak).any():
+        idx = np.flatnonzero(~weak)
+        phi_strong = pm.Normal("phi_strong", centre[idx], sigma[cell_family[idx]], shape=len(idx))
+        phi = pt.set_subtensor(phi[idx], phi_strong)
+    phi = pm.Deterministic("phi", phi, dims="cell")
+    pm.Deterministic("d", phi - centre, dims="cell")
+    return phi
+
+
+def year_shifts(data: SynthesisData, form: SamplingForm, priors: SynthesisPriors) -> pt.TensorVariable | float:
+    """Each observation's year shift e_s (0 in one-source families); creates ``tau``, one
+    ``year_shift_<family>`` (or ``…_z``, non-centred) per family with several sources, and ``e``.
+
+    A year's shift sums to zero within its family, so b_f stays the family's average offset.
+    """
+    multi = data.multi_source_families()
+    year_sources = [i for i, f in enumerate(data.source_family) if int(f) in multi]
+    if not year_sources:
+        return 0.0
+    tau = pm.HalfNormal("tau", priors.year_sd)
+    e_year = pt.zeros(len(year_sources))
+    for f in multi:
+        members = [i for i, s in enumerate(year_sources) if int(data.source_family[s]) == f]
+        name = f"year_shift_{data.families[f]}"
+        if f in form.noncentred_years:  # shifts the data pin no better than τ: τ·z
+            shift = tau * pm.ZeroSumNormal(f"{name}_z", sigma=1.0, shape=len(members))
+        else:
+            shift = pm.ZeroSumNormal(name, sigma=tau, shape=len(members))
+        e_year = pt.set_subtensor(e_year[members], shift)
+    e_year = pm.Deterministic("e", e_year, dims="year_source")
+    year_pos = {s: i for i, s in enumerate(year_sources)}
+    obs_year = np.array([year_pos.get(int(s), -1) for s in data.source_idx])
+    return pt.concatenate([pt.zeros(1), e_year])[obs_year + 1]
+
+
+def beta_binomial(name: str, data: SynthesisData, eta, kappa, rows: np.ndarray) -> None:
+    """Observed counts ``rows`` as BetaBinomial(n, θκ, (1 − θ)κ) with θ = logit⁻¹(η)."""
+    theta = pm.math.invlogit(eta[rows])
+    pm.BetaBinomial(
+        name, n=data.trials[rows], alpha=theta * kappa, beta=(1.0 - theta) * kappa, observed=data.successes[rows]
+    )
 
 
 def build_synthesis_model(data: SynthesisData, priors: SynthesisPriors) -> pm.Model:
@@ -177,88 +278,22 @@ def build_synthesis_model(data: SynthesisData, priors: SynthesisPriors) -> pm.Mo
     Deterministics ``a`` (technique levels), ``b`` (family offsets), ``phi`` (cell logits),
     ``d`` (departures) and ``e`` (year shifts) carry the quantities of the docstring.
     """
+    form = data.sampling_form()
     multi = data.multi_source_families()
     multi_pos = {f: i for i, f in enumerate(multi)}
-    year_sources = [i for i, f in enumerate(data.source_family) if int(f) in multi_pos]
-    coords = {
-        "technique": data.techniques,
-        "family": data.families,
-        "offset_family": data.families[1:],
-        "cell": [f"{t}|{f}" for t, f in data.cells],
-        "year_source": [data.sources[i] for i in year_sources],
-        "multi_family": [data.families[f] for f in multi],
-        "observation": np.arange(len(data.successes)),
-    }
-    cell_family = data.cell_family()
     obs_multi = np.array([multi_pos.get(int(f), -1) for f in data.family_idx])
-    year_pos = {s: i for i, s in enumerate(year_sources)}
-    obs_year = np.array([year_pos.get(int(s), -1) for s in data.source_idx])
     bb = obs_multi >= 0
-    with pm.Model(coords=coords) as model:
-        # Sampled in a rotated but equivalent form: every technique is in every complete family, so
-        # the data pin c_t = a_t + (mean offset of the complete families) and the complete families'
-        # offsets from their mean; what ties them to the reference scale is one number, that mean
-        # offset (b̄). With a_t and b_f sampled directly, a shift of b̄ had to move hundreds of a_t in
-        # step and mixed ten times slower.
+    with pm.Model(coords=model_coords(data)) as model:
         m = pm.Normal("level_mean", *priors.level_mean)
         s_a = pm.HalfNormal("level_sd", priors.level_sd)
-        complete = data.complete
-        b = pt.zeros(len(data.families))
-        if complete:
-            b_bar = pm.Normal("b_complete_mean", 0.0, priors.family_offset_sd)
-            dev = pm.ZeroSumNormal("b_complete_dev", sigma=priors.family_offset_sd, shape=len(complete))
-            b = pt.set_subtensor(b[complete], b_bar + dev)
-        else:
-            b_bar = 0.0
-        others = [f for f in range(1, len(data.families)) if f not in complete]
-        if others:
-            b_other = pm.Normal("b_partial", 0.0, priors.family_offset_sd, shape=len(others))
-            b = pt.set_subtensor(b[others], b_other)
-        b = pm.Deterministic("b", b, dims="family")
-        c = pm.Normal("c", m + b_bar, s_a, dims="technique")
+        b, b_bar = family_offsets(data, priors)
+        c = technique_levels(data, form, m + b_bar, s_a)
         pm.Deterministic("a", c - b_bar, dims="technique")
-        sigma = pm.Gamma("sigma", alpha=priors.departure[0], beta=priors.departure[1], dims="family")
-        # Each cell's logit φ_tf = a_t + b_f + d_tf is sampled directly where its counts are large (the
-        # data pin φ, so it must not be built from a_t: that would tie every a_t to its departures), and
-        # as a_t + b_f + σ_f·u where they are small (a rare technique, a family of few reports), where a
-        # centred φ would sit in a funnel with σ_f.
-        weak = data.weak_cells()
-        centre = c[data.cell_technique()] + (b - b_bar)[cell_family]
-        phi = pt.zeros(len(data.cells))
-        if weak.any():
-            u = pm.Normal("u_weak", 0.0, 1.0, shape=int(weak.sum()))
-            idx = np.flatnonzero(weak)
-            phi = pt.set_subtensor(phi[idx], centre[idx] + sigma[cell_family[idx]] * u)
-        if (~weak).any():
-            idx = np.flatnonzero(~weak)
-            phi_strong = pm.Normal("phi_strong", centre[idx], sigma[cell_family[idx]], shape=len(idx))
-            phi = pt.set_subtensor(phi[idx], phi_strong)
-        phi = pm.Deterministic("phi", phi, dims="cell")
-        pm.Deterministic("d", phi - centre, dims="cell")
-        if year_sources:
-            # a year's shift sums to zero within its family, so b_f stays the family's average offset
-            tau = pm.HalfNormal("tau", priors.year_sd)
-            e_year = pt.zeros(len(year_sources))
-            for f in multi:
-                members = [i for i, s in enumerate(year_sources) if int(data.source_family[s]) == f]
-                shift = pm.ZeroSumNormal(f"year_shift_{data.families[f]}", sigma=tau, shape=len(members))
-                e_year = pt.set_subtensor(e_year[members], shift)
-            e_year = pm.Deterministic("e", e_year, dims="year_source")
-            e = pt.concatenate([pt.zeros(1), e_year])[obs_year + 1]
-        else:
-            e = 0.0
-        eta = phi[data.cell_idx] + e
+        phi = departures(data, form, priors, c[data.cell_technique()] + (b - b_bar)[data.cell_family()])
+        eta = phi[data.cell_idx] + year_shifts(data, form, priors)
         if multi:
             log_kappa = pm.Normal("log_kappa", *priors.log_kappa, dims="multi_family")
-            kappa = pt.exp(log_kappa)[obs_multi[bb]]
-            theta = pm.math.invlogit(eta[bb])
-            pm.BetaBinomial(
-                "k_multi",
-                n=data.trials[bb],
-                alpha=theta * kappa,
-                beta=(1.0 - theta) * kappa,
-                observed=data.successes[bb],
-            )
+            beta_binomial("k_multi", data, eta, pt.exp(log_kappa)[obs_multi[bb]], np.flatnonzero(bb))
         if (~bb).any():
             pm.Binomial("k_single", n=data.trials[~bb], logit_p=eta[~bb], observed=data.successes[~bb])
     return model

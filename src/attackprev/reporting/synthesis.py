@@ -33,6 +33,11 @@ ESTIMATE_COLUMNS = [
     "published_p",
     "prob_above_published",
     "published_inside_hdi_94",
+    "runner_up_model",
+    "runner_up_mean",
+    "runner_up_hdi_94_low",
+    "runner_up_hdi_94_high",
+    "runner_up_differs",
 ]
 PREDICTIVE_COLUMNS = [
     "technique_id",
@@ -138,6 +143,7 @@ def render_synthesis_markdown(s: dict) -> str:
     lines += [
         "",
         *_elang_section(s),
+        *_runner_up_section(s),
         "## Families",
         "",
         f"Offsets b_f are on the logit scale relative to `{s['reference']}` (b = 0): the systematic difference "
@@ -177,7 +183,8 @@ def render_synthesis_markdown(s: dict) -> str:
         "",
         f"- `catalogue.csv`: every technique on the {target} scale (mean, sd, {pct} HDI, the MAL value, whether the "
         "target family reports it, how many families and sources with k > 0, enterpriseLang's published value "
-        "where one of its steps maps to the technique). `attackprev export-mal` reads it.",
+        "where one of its steps maps to the technique, and the model comparison's runner-up beside it). "
+        "`attackprev export-mal` reads it.",
         "- `predictive.csv`: per technique and family, the rate a new report of that family would give (mean, "
         f"{pct} HDI) beside the observed k / n.",
         "- `summary.json`: every number of this report, with the priors, the data's SHA-256, the seed, the "
@@ -223,6 +230,36 @@ def _elang_section(s: dict) -> list[str]:
             f"{_p(r['hdi_low'])}–{_p(r['hdi_high'])} | {r['prob_above_published']:.3f} | "
             f"{'yes' if r['target_data'] else 'no'} | {r['enterpriselang_steps']} |"
         )
+    return [*lines, ""]
+
+
+def _runner_up_section(s: dict) -> list[str]:
+    """The model comparison's runner-up beside the headline, where the two differ materially."""
+    r = s.get("runner_up") or {}
+    if not r.get("model"):
+        return []
+    pct = f"{HDI_PROB:.0%}"
+    lines = [
+        "## The runner-up model",
+        "",
+        f"The held-out model comparison (`make validation`; [validation-comparison.md](../validation-comparison.md)) "
+        f"ranks `{r['model']}` second. Its value for each of {r['techniques']} techniques, from that comparison's "
+        f"full fit, is in `catalogue.csv` (`runner_up_*`). It differs materially from the estimate here (its mean "
+        f"outside this {pct} HDI, or the two means a factor {r['material_ratio']:g} apart) for "
+        f"**{len(r['differ'])}** of them" + (":" if r["differ"] else "."),
+    ]
+    if r["differ"]:
+        lines += [
+            "",
+            f"| technique | estimate ({pct} HDI) | `{r['model']}` ({pct} HDI) | ratio | target family reports it |",
+            "|---|---|---|---|---|",
+        ]
+        for d in r["differ"]:
+            lines.append(
+                f"| {d['technique_id']} {d['name']} | {_p(d['mean'])} ({_p(d['hdi_low'])}–{_p(d['hdi_high'])}) | "
+                f"{_p(d['runner_up_mean'])} ({_p(d['runner_up_hdi_94_low'])}–{_p(d['runner_up_hdi_94_high'])}) | "
+                f"{d['ratio']:.2f} | {'yes' if d['target_data'] else 'no'} |"
+            )
     return [*lines, ""]
 
 

@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attackprev.analysis.synthesis import MATERIAL_RATIO
 from attackprev.atomic import write_bytes_atomic, write_text_atomic
 from attackprev.config import DEFAULT_SEED, DIAGNOSTIC_LIMITS, HDI_PROB
 from attackprev.evidence.counts import Count, CountTable, load_counts
@@ -87,9 +88,6 @@ REPORT_SETTINGS = SynthesisSettings()
 FULL_SETTINGS = SynthesisSettings(draws=500, tune=500, chains=4)
 #: A model replaces the headline only if its total log score is higher by more than this many standard errors.
 SWITCH_SE = 2.0
-#: The runner-up's value differs materially from the headline's when its mean lies outside the headline's
-#: 94 % HDI, or when the two means differ by more than this factor (either way).
-MATERIAL_RATIO = 1.5
 #: The two checks, in report order.
 CHECKS = ("loso", "kfold")
 CHECK_LABELS = {"loso": "leave one M-Trends year out", "kfold": f"{K_FOLDS}-fold by technique"}

@@ -595,7 +595,10 @@ def sbc_section(result: SynthesisSBCResult) -> list[str]:
         "**Simulator.** `pm.sample_prior_predictive` on the model itself, built on the design with placeholder "
         "counts, so truths and counts come from the graph that is fitted; the target-scale logit of a technique "
         "the target does not report takes a fresh departure d ~ Normal(0, σ_T), as `cell_logits` does. Each "
-        "catalogue is fitted with `fit_synthesis` (its parameterisation chosen from the simulated counts). "
+        "catalogue is fitted with `fit_synthesis`; which of its cells, technique levels and year shifts are "
+        "sampled centred is chosen from the simulated counts by moment estimates of σ_f, s_a and τ "
+        "(`attackprev.model.sampling_form`), as for the real evidence. With the cells' form alone chosen that way, "
+        "prior draws of σ_f, s_a or τ near 0 put 96 of 100 fits in funnels (up to 541 divergences in a fit). "
         "Simulated counts of partial sources may be 0, which the real evidence never holds.",
         "",
         f"**Fits.** nutpie, {s.chains} chains × {s.draws} draws after {s.tune} tuning steps, target acceptance "
