@@ -598,7 +598,7 @@ def sbc_section(result: SynthesisSBCResult) -> list[str]:
         "catalogue is fitted with `fit_synthesis`; which of its cells, technique levels and year shifts are "
         "sampled centred is chosen from the simulated counts by moment estimates of σ_f, s_a and τ "
         "(`attackprev.model.sampling_form`), as for the real evidence. With the cells' form alone chosen that way, "
-        "prior draws of σ_f, s_a or τ near 0 put 96 of 100 fits in funnels (up to 541 divergences in a fit). "
+        "prior draws of σ_f, s_a or τ near 0 put most fits in funnels, with hundreds of divergences in some. "
         "Simulated counts of partial sources may be 0, which the real evidence never holds.",
         "",
         f"**Fits.** nutpie, {s.chains} chains × {s.draws} draws after {s.tune} tuning steps, target acceptance "
