@@ -244,7 +244,8 @@ def _runner_up_section(s: dict) -> list[str]:
         "",
         f"The held-out model comparison (`make validation`; [validation-comparison.md](../validation-comparison.md)) "
         f"ranks `{r['model']}` second. Its value for each of {r['techniques']} techniques, from that comparison's "
-        f"full fit, is in `catalogue.csv` (`runner_up_*`). It differs materially from the estimate here (its mean "
+        "full fit (shorter than this catalogue's; that report gives its diagnostics), is in `catalogue.csv` "
+        "(`runner_up_*`). It differs materially from the estimate here (its mean "
         f"outside this {pct} HDI, or the two means a factor {r['material_ratio']:g} apart) for "
         f"**{len(r['differ'])}** of them" + (":" if r["differ"] else "."),
     ]
