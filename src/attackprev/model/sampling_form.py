@@ -20,12 +20,29 @@ fixed forms, made 96 of 100 small-design fits diverge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from attackprev.model.synthesis import SynthesisData
+
+class CountArrays(Protocol):
+    """What the choice reads of :class:`attackprev.model.synthesis.SynthesisData`."""
+
+    techniques: list[str]
+    families: list[str]
+    cells: list[tuple[str, str]]
+    cell_idx: np.ndarray
+    source_idx: np.ndarray
+    source_family: np.ndarray
+    successes: np.ndarray
+    trials: np.ndarray
+
+    def cell_family(self) -> np.ndarray: ...
+
+    def cell_technique(self) -> np.ndarray: ...
+
+    def multi_source_families(self) -> list[int]: ...
+
 
 #: A cell (technique, family) whose logit the data measure with a variance at least this (sd 0.22,
 #: below every family's departure scale σ_f on the full evidence) is sampled non-centred.
@@ -98,7 +115,7 @@ def _additive_fit(
     return alpha, beta
 
 
-def _year_shifts(data: SynthesisData, multi: list[int]) -> tuple[float, dict[int, float]]:
+def _year_shifts(data: CountArrays, multi: list[int]) -> tuple[float, dict[int, float]]:
     """τ̂ and, per several-source family, the mean squared standard error of its years' shifts.
 
     A row's residual is its empirical logit less its cell's (rows of cells with one row say nothing
@@ -129,7 +146,7 @@ def _year_shifts(data: SynthesisData, multi: list[int]) -> tuple[float, dict[int
     return float(np.sqrt(_lower(max(tau2, 0.0), len(shifts)))), se2
 
 
-def choose_form(data: SynthesisData) -> SamplingForm:
+def choose_form(data: CountArrays) -> SamplingForm:
     """The sampled form for these counts (see the module docstring).
 
     - A cell is non-centred when its logit's binomial variance v is at least :data:`STRONG_LOGIT_VAR`
