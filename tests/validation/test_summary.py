@@ -24,6 +24,8 @@ COMPARISON = {
     "runner_up": "offsets_only",
     "totals": {"synthesis": {"total": -900.0, "count": 800, "difference": 0.0, "difference_se": 0.0},
                "offsets_only": {"total": -950.0, "count": 800, "difference": -50.0, "difference_se": 10.0}},
+    "fits": 12,
+    "fits_failing_diagnostics": 0,
 }  # fmt: skip
 
 
@@ -40,6 +42,22 @@ def test_every_check_passing_is_said_first_with_its_figures():
     assert "smallest p = 0.2 (s); 0 at or below 0.01" in text
     assert "chosen: synthesis, runner-up: offsets_only" in text
     assert "runs from 0.0260 to 0.0270" in text
+    assert "Sampler diagnostics" not in text
+
+
+def test_unhealthy_fits_are_said_first_even_when_every_check_passes():
+    records = _records(
+        sources=SOURCES | {"loso": SOURCES["loso"] | {"refits_failing_diagnostics": 3}},
+        synthesis_sbc=SBC | {"fits_with_problems": 40},
+        comparison=COMPARISON | {"fits_failing_diagnostics": 5},
+    )
+    head = render(records, "abc").split("# Validation")[0]
+    assert head.startswith("> **Every check of the headline model passed**")
+    expected = "3 of 10 held-out refits; 40 of 100 SBC fits; 5 of 12 model-comparison fits miss"
+    assert f"> **Sampler diagnostics:** {expected}" in head
+    older = {k: v for k, v in COMPARISON.items() if not k.startswith("fits")}
+    head = render(_records(comparison=older), "abc").split("# Validation")[0]
+    assert "predate its count of fits failing the diagnostics" in head
 
 
 @pytest.mark.parametrize(

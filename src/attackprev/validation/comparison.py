@@ -681,6 +681,8 @@ def comparison_record(result, table) -> dict:
         "choice": result.choice,
         "runner_up": result.runner_up,
         "totals": {m: asdict(t) for m, t in result.totals.items()},
+        "fits": len(fits := [*result.refits, *result.full_fits.values()]),
+        "fits_failing_diagnostics": sum(not r.diagnostics.passed for r in fits),
     }
 
 

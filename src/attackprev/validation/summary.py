@@ -119,6 +119,20 @@ def _comparison_row(r: dict) -> list[str]:
 ROWS = {"sources": (_loso_row, _forecast_row), "synthesis_sbc": (_sbc_row,), "comparison": (_comparison_row,)}
 
 
+def _unhealthy_fits(records: dict[str, dict | None]) -> list[str]:
+    """Per check, how many of its fits fail the sampler diagnostics (a comparison record saved before
+    it counted them says to look in its report)."""
+    out = []
+    sources, sbc, comparison = (records.get(n) for n in ("sources", "synthesis_sbc", "comparison"))
+    if sources and sources["loso"].get("refits_failing_diagnostics"):
+        out.append(f"{sources['loso']['refits_failing_diagnostics']} of {sources['loso']['refits']} held-out refits")
+    if sbc and sbc.get("fits_with_problems"):
+        out.append(f"{sbc['fits_with_problems']} of {sbc['catalogues']} SBC fits")
+    if comparison and comparison.get("fits_failing_diagnostics"):
+        out.append(f"{comparison['fits_failing_diagnostics']} of {comparison['fits']} model-comparison fits")
+    return out
+
+
 def render(records: dict[str, dict | None], data_sha256: str) -> str:
     """The Markdown of ``reports/validation.md``."""
     rows, problems = [], []
@@ -136,9 +150,25 @@ def render(records: dict[str, dict | None], data_sha256: str) -> str:
     if failed or problems:
         head = [f"> **Not every check passed.** Failed: {', '.join(failed) or 'none'}."]
         head += [f"> {p}" for p in problems]
-        head.append("")
     else:
-        head = ["> **Every check of the headline model passed** (figures below; details in each check's report).", ""]
+        head = ["> **Every check of the headline model passed** (figures below; details in each check's report)."]
+    unhealthy = _unhealthy_fits(records)
+    if unhealthy:
+        head += [
+            ">",
+            "> **Sampler diagnostics:** "
+            + "; ".join(unhealthy)
+            + " miss the package's limits (divergences, R-hat or bulk ESS); each check's report says which and what "
+            "it costs.",
+        ]
+    comparison = records.get("comparison")
+    if comparison and "fits" not in comparison:
+        head += [
+            ">",
+            "> The model comparison's saved figures predate its count of fits failing the diagnostics: "
+            "its report gives that count in its first line.",
+        ]
+    head.append("")
     lines = [
         *head,
         "# Validation of the headline model: the multi-source synthesis",
