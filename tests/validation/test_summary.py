@@ -13,7 +13,7 @@ SOURCES = {
     "forecast_source": "mtrends2024",
     "forecast": {"previous year": {"rows": 50, "difference": 12.0, "difference_se": 4.0},
                  "enterpriseLang": {"rows": 20, "difference": 30.0, "difference_se": 9.0}},
-    "priors": [{"mean": 0.026}, {"mean": 0.027}],
+    "priors": [{"mean": 0.026, "passed": True}, {"mean": 0.027, "passed": True}],
 }  # fmt: skip
 SBC = {"data_sha256": "abc", "catalogues": 100, "techniques": 20, "chi2_p": {"m": 0.5, "s": 0.2}, "ks_p": {},
        "coverage_94": {}, "fits_with_problems": 0}  # fmt: skip
@@ -55,6 +55,11 @@ def test_unhealthy_fits_are_said_first_even_when_every_check_passes():
     assert head.startswith("> **Every check of the headline model passed**")
     expected = "3 of 10 held-out refits; 40 of 100 SBC fits; 5 of 12 model-comparison fits miss"
     assert f"> **Sampler diagnostics:** {expected}" in head
+    priors = [{"mean": 0.026, "diagnostics": "0, 1.009, 441"}, {"mean": 0.027, "diagnostics": "0, 1.017, 520"}]
+    head = render(_records(sources=SOURCES | {"priors": priors}), "abc").split("# Validation")[0]
+    assert "1 of 2 prior-sensitivity fits miss" in head  # R-hat 1.017 > 1.01
+    priors = [{"mean": 0.026, "diagnostics": "", "passed": True}, {"mean": 0.027, "diagnostics": "", "passed": False}]
+    assert "1 of 2 prior-sensitivity fits" in render(_records(sources=SOURCES | {"priors": priors}), "abc")
     older = {k: v for k, v in COMPARISON.items() if not k.startswith("fits")}
     head = render(_records(comparison=older), "abc").split("# Validation")[0]
     assert "predate its count of fits failing the diagnostics" in head

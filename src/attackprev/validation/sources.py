@@ -206,6 +206,7 @@ def prior_sensitivity(table: CountTable, technique_id: str = "T1102", target: st
                 **draw_summary(x),
                 "prob_greater": float((x > 0.0445).mean()),
                 "diagnostics": f"{d.divergences}, {d.max_rhat:.3f}, {d.min_ess_bulk:.0f}",
+                "passed": d.passed,
             }
         )
     return rows
@@ -223,6 +224,13 @@ def render(
     cov = coverage(every)
     failed = [sid for sid, fit in fits.items() if not fit.diagnostics.passed]
     lines = []
+    prior_failed = [p["prior"] for p in priors or [] if not p.get("passed", True)]
+    if prior_failed:
+        lines += [
+            f"> **{len(prior_failed)} of {len(priors)} prior-sensitivity fits fail the sampler diagnostics** "
+            f"({', '.join(prior_failed)}); their rows below give the figures.",
+            "",
+        ]
     if failed:
         lines += [
             f"> **{len(failed)} of {len(fits)} held-out refits fail the sampler diagnostics** (R-hat > "

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 
 from attackprev.atomic import json_text, round_floats, write_text_atomic
+from attackprev.config import DIAGNOSTIC_LIMITS
 
 #: The checks, in the order of the report: (JSON name, report file, command).
 CHECKS = (
@@ -119,6 +120,16 @@ def _comparison_row(r: dict) -> list[str]:
 ROWS = {"sources": (_loso_row, _forecast_row), "synthesis_sbc": (_sbc_row,), "comparison": (_comparison_row,)}
 
 
+def _prior_fit_passed(row: dict) -> bool:
+    """A prior-sensitivity row's verdict (rows saved before it was recorded: from its "divergences, max
+    R-hat, min ESS" text)."""
+    if "passed" in row:
+        return bool(row["passed"])
+    divergences, rhat, ess = (float(x) for x in row["diagnostics"].split(", "))
+    limits = DIAGNOSTIC_LIMITS
+    return divergences <= limits["divergences"] and rhat <= limits["max_rhat"] and ess >= limits["min_ess_bulk"]
+
+
 def _unhealthy_fits(records: dict[str, dict | None]) -> list[str]:
     """Per check, how many of its fits fail the sampler diagnostics (a comparison record saved before
     it counted them says to look in its report)."""
@@ -126,6 +137,9 @@ def _unhealthy_fits(records: dict[str, dict | None]) -> list[str]:
     sources, sbc, comparison = (records.get(n) for n in ("sources", "synthesis_sbc", "comparison"))
     if sources and sources["loso"].get("refits_failing_diagnostics"):
         out.append(f"{sources['loso']['refits_failing_diagnostics']} of {sources['loso']['refits']} held-out refits")
+    priors_failing = [p for p in (sources or {}).get("priors") or [] if not _prior_fit_passed(p)]
+    if priors_failing:
+        out.append(f"{len(priors_failing)} of {len(sources['priors'])} prior-sensitivity fits")
     if sbc and sbc.get("fits_with_problems"):
         out.append(f"{sbc['fits_with_problems']} of {sbc['catalogues']} SBC fits")
     if comparison and comparison.get("fits_failing_diagnostics"):
