@@ -128,6 +128,15 @@ RUNNER_UP_CSV = REPORTS_DIR / "validation" / "model_comparison.csv"
 MATERIAL_RATIO = 1.5
 
 
+def material_difference(mean: float, hdi_low: float, hdi_high: float, other: float) -> tuple[float, bool, bool]:
+    """``other`` against an estimate (``mean`` and its 94 % HDI): the ratio other / mean, whether
+    ``other`` lies outside the HDI, and whether the two differ materially (outside, or a ratio beyond
+    :data:`MATERIAL_RATIO` either way)."""
+    ratio = other / mean
+    outside = not hdi_low <= other <= hdi_high
+    return ratio, outside, outside or max(ratio, 1.0 / ratio) > MATERIAL_RATIO
+
+
 def load_runner_up(path: Path = RUNNER_UP_CSV) -> dict[str, dict]:
     """The runner-up model's mean and 94 % HDI per technique, from the model comparison's CSV
     (empty when the comparison has not been run)."""
@@ -159,9 +168,7 @@ def add_runner_up(estimates: list[dict], values: dict[str, dict], target: str) -
         v = values.get(r["technique_id"])
         if v is None:
             continue
-        ratio = v["mean"] / r["mean"]
-        outside = not r["hdi_low"] <= v["mean"] <= r["hdi_high"]
-        differs = outside or max(ratio, 1.0 / ratio) > MATERIAL_RATIO
+        ratio, outside, differs = material_difference(r["mean"], r["hdi_low"], r["hdi_high"], v["mean"])
         r |= {
             "runner_up_model": v["model"],
             "runner_up_mean": v["mean"],

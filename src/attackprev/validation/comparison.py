@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attackprev.analysis.synthesis import MATERIAL_RATIO
+from attackprev.analysis.synthesis import MATERIAL_RATIO, material_difference
 from attackprev.atomic import write_bytes_atomic, write_text_atomic
 from attackprev.config import DEFAULT_SEED, DIAGNOSTIC_LIMITS, HDI_PROB
 from attackprev.evidence.counts import Count, CountTable, load_counts
@@ -277,8 +277,7 @@ def runner_up_values(
         h_lo, h_hi = hdi(h, HDI_PROB)
         r_lo, r_hi = hdi(r, HDI_PROB)
         hm, rm = float(h.mean()), float(r.mean())
-        ratio = rm / hm
-        outside = not h_lo <= rm <= h_hi
+        ratio, outside, differs = material_difference(hm, h_lo, h_hi, rm)
         rows.append(
             {
                 "technique_id": t,
@@ -291,7 +290,7 @@ def runner_up_values(
                 "runner_up_hdi_high": r_hi,
                 "ratio": ratio,
                 "outside_hdi": outside,
-                "differs": outside or max(ratio, 1.0 / ratio) > MATERIAL_RATIO,
+                "differs": differs,
             }
         )
     return rows
