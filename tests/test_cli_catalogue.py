@@ -34,8 +34,19 @@ def test_small_fit_writes_the_catalogue_and_a_report_on_the_target_scale(tmp_pat
     proc = subprocess.run([*ATTACKPREV, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert proc.returncode in (0, 3), proc.stderr  # 3: a fit this short may fail its diagnostics, and says so
     folder = tmp_path / "techniques"
-    files = ["catalogue.csv", "catalogue.md", "predictive.csv", "summary.json"]
+    files = ["catalogue.csv", "catalogue.md", "index.html", "layers", "predictive.csv", "summary.json"]
     assert sorted(p.name for p in folder.iterdir()) == files
+    written = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    layer = {
+        t["techniqueID"]: t for t in json.loads((folder / "layers" / "attack_groups.json").read_text())["techniques"]
+    }
+    with (folder / "catalogue.csv").open(newline="") as fh:
+        for r in csv.DictReader(fh):  # the target's layer states the target-scale catalogue
+            assert layer[r["technique_id"]]["score"] == round(float(r["mean"]) * 10_000), r["technique_id"]
+    # the same posterior (the saved fit, reused) writes the same catalogue, layers and page, byte for byte
+    again = subprocess.run([*ATTACKPREV, *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    assert again.returncode == proc.returncode and "reused" in again.stdout, again.stdout + again.stderr
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == written
     s = json.loads((folder / "summary.json").read_text())
     assert s["target"] == "attack_groups" and s["record"]["settings"]["seed"] == 3
     assert s["runner_up"]["model"] is None  # the comparison scores the mtrends scale only

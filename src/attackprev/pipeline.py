@@ -373,7 +373,9 @@ def _fit_synthesis(
         from attackprev.reporting.synthesis import write_synthesis_report
 
         summary, estimates, predictive = synthesis_summary(fitted, table, plan.target, "T1102", command)
-        target = write_synthesis_report(summary, estimates, predictive, out)
+        target = write_synthesis_report(
+            summary, estimates, predictive, out, extra=browse_files(fitted, table, summary, estimates)
+        )
         result.targets.append(target)
         h = summary["headline"]
         say(
@@ -381,6 +383,37 @@ def _fit_synthesis(
             f"{h['hdi_94'][0]:.4f}-{h['hdi_94'][1]:.4f})"
         )
     return SynthesisView(fitted, table, plan.target)
+
+
+def browse_files(result, table, summary: dict, estimates: list[dict]) -> dict[str, str]:
+    """The catalogue's Navigator layers (``layers/<family>.json``, ``layers/enterpriselang_shift.json``) and
+    its browsable page (``index.html``), as path inside ``OUT/techniques/`` -> text."""
+    from attackprev.analysis.browse import (
+        family_label,
+        family_scales,
+        page_meta,
+        page_rows,
+        technique_evidence,
+    )
+    from attackprev.analysis.synthesis import target_description
+    from attackprev.atomic import round_floats
+    from attackprev.reporting.catalogue_page import render_catalogue_page
+    from attackprev.reporting.navigator import catalogue_layers
+
+    families = result.data.families
+    evidence = technique_evidence(result)
+    # every file states the numbers catalogue.csv states (six significant digits)
+    scales = round_floats(family_scales(result, table, summary["target"], estimates))
+    labels = {f: family_label(table, f) for f in families}
+    descriptions = {f: target_description(result, table, f) for f in families}
+    summary = round_floats(summary)
+    files = {
+        f"layers/{name}": text
+        for name, text in catalogue_layers(scales, labels, descriptions, evidence, summary).items()
+    }
+    rows = page_rows(scales[summary["target"]], evidence)
+    files["index.html"] = render_catalogue_page(rows, page_meta(summary, table, families))
+    return files
 
 
 def synthesis_summary(result, table, target: str, technique_id: str, command: str) -> tuple[dict, list, list]:

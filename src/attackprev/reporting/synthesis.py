@@ -268,8 +268,17 @@ def _interval_raw(s: dict) -> str:
     return f"{s['hdi_94'][0]:.2f} to {s['hdi_94'][1]:.2f}"
 
 
-def write_synthesis_report(summary: dict, estimates: list[dict], predictive: list[dict], out: str | Path) -> Path:
-    """Write ``OUT/techniques/`` atomically (all files or none). Returns the folder."""
+def write_synthesis_report(
+    summary: dict,
+    estimates: list[dict],
+    predictive: list[dict],
+    out: str | Path,
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write ``OUT/techniques/`` atomically (all files or none). Returns the folder.
+
+    ``extra`` maps further files' paths inside the folder (``layers/mtrends.json``, ``index.html``) to their text.
+    """
     folder = Path(out) / CATALOGUE_DIR
     summary = round_floats(summary)  # the report is rendered from exactly what summary.json holds
     text = render_synthesis_markdown(summary)
@@ -279,6 +288,10 @@ def write_synthesis_report(summary: dict, estimates: list[dict], predictive: lis
         (tmp / "catalogue.csv").write_text(_csv(estimates, ESTIMATE_COLUMNS), encoding="utf-8")
         (tmp / "predictive.csv").write_text(_csv(predictive, PREDICTIVE_COLUMNS), encoding="utf-8")
         (tmp / "summary.json").write_text(json_text(summary), encoding="utf-8")
+        for name, content in (extra or {}).items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content, encoding="utf-8")
 
     write_folder_atomic(folder, write)
     return folder
