@@ -22,6 +22,7 @@ report: $(STAMP)
 	$(VENV)/bin/attackprev evidence build
 	$(PY) models/catalogue.py
 	$(PY) models/t1102.py
+	$(PY) models/simulate_example.py
 	$(VENV)/bin/jupyter execute --inplace notebooks/*.ipynb
 	$(PY) scripts/strip-notebook-timing notebooks/*.ipynb
 

@@ -50,6 +50,7 @@ TARGET_CATALOGUE_SECONDS = 60.0
 TARGET_SYNTHETIC_SECONDS = 600.0
 # Target of the issue "One estimand, many sources".
 TARGET_SYNTHESIS_SECONDS = 180.0
+TARGET_SIMULATION_SECONDS = 10.0
 
 
 # ----------------------------------------------------------------------------- running
@@ -396,6 +397,16 @@ def render(d: dict) -> str:
             f"{synth['process_seconds']:.0f} s, {synth['divergences']} divergences, max R-hat "
             f"{synth['max_rhat']:.3f}, min bulk ESS {synth['min_ess_bulk']:.0f} | {verdict(ok)} |"
         )
+    sim = d.get("simulation")
+    if sim:
+        h = sim["huge"]
+        ok = h["reach_1ep_s"] < TARGET_SIMULATION_SECONDS and h["nodes"] >= 1000
+        lines.append(
+            f"| {h['n_draws']:,} posterior draws through an attack graph of ≥ 1,000 nodes under "
+            f"{TARGET_SIMULATION_SECONDS:.0f} s | {h['reach_1ep_s']:.1f} s through {h['nodes']:,} nodes (one episode "
+            f"per draw; {h['reach_64ep_s']:.1f} s with 64), against {h['malsim_episode_s']:.1f} s for one "
+            f"mal-simulator episode on the same graph | {verdict(ok)} |"
+        )
     why = []
     cold_p = d["profile"]["cold"]["stages"]
     compile_key = next(k for k in cold_p if k.startswith("MCMC: compile"))
@@ -568,6 +579,32 @@ def render(d: dict) -> str:
         f"{cli['exact_cli_seconds']:.2f} s over {cli['repeats']} runs, peak memory "
         f"{cli['exact_cli_max_rss_mb']:.0f} MB.",
         "",
+    ]
+    if sim:
+        h, c = sim["huge"], sim["corelang"]
+        lines += [
+            "## 7. Attack simulation: the engine against mal-simulator on the same graphs",
+            "",
+            "`benchmarks/simulation.py`; the engine is `attackprev.simulation.engine.reach_probability` (64 "
+            "episodes per `uint64` word, numpy), mal-simulator 3.3 runs breadth-first episodes with Bernoullis "
+            "sampled at each reset.",
+            "",
+            f"- tyrLang 0.0.8 `huge_model.yml`: {h['nodes']:,} nodes, {h['edges']:,} edges, {h['varying_nodes']:,} "
+            f"attack steps with a probability of their own in each of {h['n_draws']:,} draws. Loading the graph "
+            f"{h['load_s']:.1f} s; P(reached) of 200 targets for every draw: {h['reach_1ep_s']:.1f} s with one "
+            f"episode per draw, {h['reach_64ep_s']:.1f} s with 64 ({64 * h['n_draws']:,} episodes); time to "
+            f"compromise with 4 episodes per draw {h['ttc_4ep_s']:.1f} s. mal-simulator on the same graph: "
+            f"{h['malsim_build_s']:.1f} s to build the simulator, {h['malsim_episode_s']:.1f} s for one episode "
+            f"({h['malsim_steps']:,} steps); given that episode's sampled outcomes the engine differs from "
+            f"mal-simulator in {h['engine_same_episode_differences']} of {h['nodes']:,} nodes.",
+            f"- coreLang 1.0.0 `simple_test_model.yml` ({c['nodes']} nodes, the agreement test's graph): "
+            f"{c['draws']:,} draws of one episode each in {c['engine_s']:.2f} s "
+            f"({1e6 * c['engine_s'] / c['draws']:.0f} µs per episode); mal-simulator: median "
+            f"{c['malsim_median_s']:.2f} s per episode ({c['malsim_min_s']:.2f}–{c['malsim_max_s']:.2f} s over "
+            f"{c['malsim_episodes']}).",
+            "",
+        ]
+    lines += [
         "## What makes it fast",
         "",
         "- `attackprev.inference.nutpie_cache.compile_pymc_model` replaces `nutpie.compile_pymc_model`: nutpie's two C "
@@ -671,6 +708,8 @@ def measure(args: argparse.Namespace, runs: int, log) -> dict:
         log("multi-source synthesis ...")
         r = run([PY, str(BENCH / "synthesis_fit.py")], env=cache_env(None))
         data["synthesis"] = r.json() | {"process_seconds": r.seconds, "max_rss_mb": r.max_rss_mb}
+        log("attack simulation ...")
+        data["simulation"] = run([PY, str(BENCH / "simulation.py")]).json()
     data["load"] = (load_start, load())
     return data
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "attackprev.atomic": 0,
     "attackprev.evidence": 1,
     "attackprev.model": 1,
+    "attackprev.simulation": 1,  # attack graphs and the reachability engine (mal-simulator semantics)
     "attackprev.mal": 1,  # the MAL language: expressions, .mal files, step mapping, export of written results
     "attackprev.inference": 2,
     "attackprev.analysis": 3,

@@ -345,12 +345,34 @@ def evidence_build(
 @user_errors
 def export_mal_command(
     reports: Annotated[Path, typer.Option(help="Folder of technique reports to export.")] = Path("reports"),
-    patch: Annotated[Path | None, typer.Option(help="A .mal file whose mapped attack steps get the new TTCs.")] = None,
+    patch: Annotated[
+        Path | None,
+        typer.Option(
+            help="A .mal file whose mapped attack steps get the new TTCs. A step is found by asset and name, or by "
+            "name alone where the asset lacks it (e.g. on OS, which Windows extends); a TTC commented out after the "
+            "step's name (`| webService //(0.0445)]`) is restored in front of the comment, which is kept. Mapped "
+            "steps the file lacks are listed; the command fails only if none is found."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Patched file (default: NAME.patched.mal beside it).")] = None,
     in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite --patch itself, atomically.")] = False,
-    skip_missing: Annotated[
-        bool, typer.Option("--skip-missing", help="Leave out mapped steps the .mal file lacks.")
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail if any mapped step is missing from the .mal file.")
     ] = False,
+    skip_missing: Annotated[
+        bool,
+        typer.Option("--skip-missing", help="Do not fail even if no mapped step is in the .mal file."),
+    ] = False,
+    simulator: Annotated[
+        str,
+        typer.Option(
+            help="securicad (default): MAL as the MAL compiler and securiCAD read it. malsim: for mal-simulator 3.3; "
+            "fails, naming each step and distribution, on a TTC it rejects (TruncatedNormal, Pareto, Zero, "
+            "Infinity) or misreads (a compound time factor), with --patch on any other TTC of the file it cannot "
+            "load, and warns about those it misreads. Either way a time factor is written first: "
+            "Exponential(r)*Bernoulli(p)."
+        ),
+    ] = "securicad",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the JSON form to this file.")] = None,
     catalogue: Annotated[
         Path | None,
@@ -375,18 +397,21 @@ def export_mal_command(
     import json
 
     from attackprev.mal.export import export_mal
-    from attackprev.mal.malfile import format_changes
+    from attackprev.mal.malfile import format_changes, format_unmatched
 
     if in_place and patch is None:
         raise InputError("--in-place needs --patch FILE.mal")
+    if strict and skip_missing:
+        raise InputError("give either --strict or --skip-missing, not both")
     result = export_mal(
         reports,
         patch=patch,
         out=out,
         in_place=in_place,
         catalogue=catalogue,
-        missing="skip" if skip_missing else "error",
+        missing="error" if strict else "skip" if skip_missing else "list",
         prefer_reports=prefer_reports,
+        simulator=simulator,
     )
     if result.set_aside:
         aside = ", ".join(f"{e.technique_id} ({e.model or 'model not recorded'})" for e in result.set_aside)
@@ -404,6 +429,10 @@ def export_mal_command(
     if patch is not None:
         typer.echo("")
         typer.echo(format_changes(result.changes))
+        if result.unmatched:
+            typer.echo(format_unmatched(result.unmatched), err=True)
+        for line in result.warnings:
+            typer.echo(f"warning: {line}", err=True)
         for path in result.written:
             typer.echo(f"wrote {path}")
 
@@ -416,6 +445,66 @@ def priors() -> None:
     for name, p in PRIORS.items():
         mark = " (default)" if name == DEFAULT_PRIOR else ""
         typer.echo(f"{name:13s}{mark:10s} {p.label}\n{'':23s} {p.rationale}; {p.reference}")
+
+
+@app.command()
+@user_errors
+def simulate(
+    language: Annotated[Path, typer.Argument(help="MAL language: a .mal file or a .mar archive.")],
+    model: Annotated[Path, typer.Argument(help="mal-toolbox instance model of that language (.yml or .json).")],
+    entry: Annotated[
+        list[str] | None, typer.Option(help="Attack step where the attacker starts, ASSET:step (repeatable).")
+    ] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="Attack step whose compromise is asked about, ASSET:step (repeatable).")
+    ] = None,
+    steps: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV mapping the language's steps to ATT&CK techniques (asset, attack_step, technique_id); "
+            "default enterpriseLang's (data/enterpriselang_attack_steps.csv)."
+        ),
+    ] = None,
+    scale: Annotated[
+        str, typer.Option(help="Family on whose scale the techniques' probabilities are taken (default mtrends).")
+    ] = "mtrends",
+    draws: Annotated[int, typer.Option(help="Joint posterior draws pushed through the graph.")] = 1000,
+    episodes: Annotated[int, typer.Option(help="Simulated episodes per draw.")] = 32768,
+    seed: Annotated[int | None, typer.Option(help="Seed of the draws' choice and the episodes.")] = None,
+    out: Annotated[Path, typer.Option(help="Reports folder: writes OUT/simulation/NAME/.")] = Path("reports"),
+    name: Annotated[str | None, typer.Option(help="Report folder name (default: the model file's stem).")] = None,
+    refit: Annotated[bool, typer.Option(help="Refit the multi-source model even if a saved fit exists.")] = False,
+) -> None:
+    """Push posterior draws of every mapped step's probability through a MAL attack graph.
+
+    Reports, per target, the distribution across draws of P(reached) and of the time to compromise,
+    beside the answers with the language's own values and with the posterior means, and which
+    techniques' uncertainty moves the answer most.
+    """
+    from attackprev.analysis.simulation import SimulationSettings
+    from attackprev.config import DEFAULT_SEED
+    from attackprev.pipeline import quiet_libraries, run_simulation
+
+    quiet_libraries()
+    settings = SimulationSettings(
+        draws=draws, episodes=episodes, seed=DEFAULT_SEED if seed is None else seed, scale=scale
+    )
+    result = run_simulation(
+        language,
+        model,
+        entry or [],
+        target or [],
+        steps=steps,
+        settings=settings,
+        out=out,
+        name=name,
+        command="attackprev simulate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "attackprev simulate",
+        refit=refit,
+        progress=_interactive(),
+        echo=typer.echo,
+    )
+    if result.failed:
+        raise typer.Exit(EXIT_DIAGNOSTICS)
 
 
 def main() -> None:

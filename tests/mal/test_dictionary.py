@@ -7,6 +7,8 @@ from attackprev.mal.dictionary import ttc_dict, ttc_dicts
 EXPRESSIONS = [
     "Bernoulli(0.0471)",
     "Bernoulli(0.0789)*Exponential(106.67)",
+    "Exponential(106.67)*Bernoulli(0.0789)",
+    "(Uniform(8,30)+Exponential(2))*Bernoulli(0.5)",
     "Exponential(1440)",
     "Bernoulli(0.5)*(Uniform(8,30)+TruncatedNormal(0.042,0.021))",
     "Exponential(1)-Exponential(2)-Exponential(3)",

@@ -66,16 +66,17 @@ def test_t1102_fragment_compiles_and_malsim_samples_p(reports, tmp_path):
     assert abs(hits / n - p) < 4 * math.sqrt(p * (1 - p) / n)
 
 
-def test_product_ttc_keeps_its_exponential(tmp_path):
+def test_product_ttc_keeps_its_exponential_and_writes_it_first(tmp_path):
+    """mal-simulator's effort-based mode reads only the left factor: the time factor comes first."""
     reports = tmp_path / "reports"
     write_summary(reports, "T1219", 0.0812)
     entry = export_mal(reports).json["T1219"]
-    assert entry["expression"] == "Bernoulli(0.0812)*Exponential(106.67)"
-    assert entry["ttc"]["rhs"] == {"type": "function", "name": "Exponential", "arguments": [106.67]}
+    assert entry["expression"] == "Exponential(106.67)*Bernoulli(0.0812)"
+    assert entry["ttc"]["lhs"] == {"type": "function", "name": "Exponential", "arguments": [106.67]}
     dist = TTCDist.from_dict(entry["ttc"])
-    assert dist.function is DistFunction.BERNOULLI and dist.args == [0.0812]
-    assert dist.combine_with.function is DistFunction.EXPONENTIAL
-    assert dist.combine_with.args == [106.67]
+    assert dist.function is DistFunction.EXPONENTIAL and dist.args == [106.67]
+    assert dist.combine_with.function is DistFunction.BERNOULLI
+    assert dist.combine_with.args == [0.0812]
 
 
 def test_published_ttc_without_bernoulli_gets_one_in_front(tmp_path):
@@ -83,7 +84,7 @@ def test_published_ttc_without_bernoulli_gets_one_in_front(tmp_path):
     write_summary(reports, "T1055.012", 0.0123)  # published "Exponential(1440) (...)"
     write_summary(reports, "T1032", 0.2)  # published TruncatedNormal(26.82,15.913)
     table = export_mal(reports).json
-    assert table["T1055.012"]["expression"] == "Bernoulli(0.0123)*Exponential(1440)"
+    assert table["T1055.012"]["expression"] == "Exponential(1440)*Bernoulli(0.0123)"
     assert "no Bernoulli factor" in table["T1055.012"]["remark"]
     assert table["T1032"]["expression"] == "Bernoulli(0.2)"
     assert "probability in percent" in table["T1032"]["remark"]
@@ -123,7 +124,7 @@ def test_patch_changes_exactly_the_intended_lines(tmp_path):
     changed = {i: after[i] for i in range(len(before)) if before[i] != after[i]}
     assert changed == {
         before.index("        | remoteAccessSoftware [Bernoulli(0.0789)*Exponential(106.67)]"): (
-            "        | remoteAccessSoftware [Bernoulli(0.0812)*Exponential(106.67)]"
+            "        | remoteAccessSoftware [Exponential(106.67)*Bernoulli(0.0812)]"
         ),
         before.index("        & webService [Bernoulli(0.0445)]"): ("        & webService [Bernoulli(0.0471)]"),
     }
@@ -132,14 +133,15 @@ def test_patch_changes_exactly_the_intended_lines(tmp_path):
             "Service",
             "remoteAccessSoftware",
             "Bernoulli(0.0789)*Exponential(106.67)",
-            "Bernoulli(0.0812)*Exponential(106.67)",
+            "Exponential(106.67)*Bernoulli(0.0812)",
         ),
         TtcChange("ExternalNetwork", "webService", "Bernoulli(0.0445)", "Bernoulli(0.0471)"),
     ]
+    assert result.unmatched == []
 
     steps = compile_file(patched)
     assert steps[("ExternalNetwork", "webService")] == ttc_dict("Bernoulli(0.0471)")
-    assert steps[("Service", "remoteAccessSoftware")]["rhs"]["arguments"] == [106.67]
+    assert steps[("Service", "remoteAccessSoftware")]["lhs"]["arguments"] == [106.67]
     assert steps[("Service", "webService")] is None  # same name, other asset: untouched
     assert steps[("Service", "executionPrevention")] == ttc_dict("Bernoulli(0.3)")
 
@@ -244,7 +246,7 @@ def test_default_model_report_fills_in_a_technique_the_catalogue_lacks(tmp_path)
 
     table = export_mal(reports).json
     assert sorted(table) == ["T1102", "T1219"]
-    assert table["T1219"]["expression"] == "Bernoulli(0.0812)*Exponential(106.67)"
+    assert table["T1219"]["expression"] == "Exponential(106.67)*Bernoulli(0.0812)"
     assert (table["T1219"]["model"], table["T1219"]["report"]) == ("multi-source", "reports/t1219/summary.json")
     assert table["T1102"]["report"] == "reports/techniques/catalogue.csv"
 

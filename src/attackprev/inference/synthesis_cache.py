@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -165,14 +166,40 @@ def cached_fit_synthesis(
     settings = settings or SynthesisSettings()
     key = cache_key(table, priors, settings, reference, exclude_sources)
     path = cache_path(key)
-    if not refit:
-        data = SynthesisData.from_counts(table, reference, exclude_sources)
-        saved = load_synthesis(path, key, data, priors, settings)
-        if saved is not None:
-            return saved, str(path)
-    result = compact(fit_synthesis(table, priors, settings, reference, exclude_sources, progress=progress))
-    try:
-        save_synthesis(result, key, path)
-    except OSError:
-        pass  # a read-only cache folder costs the next run a refit, nothing more
+    with _fit_lock(path):  # a second process asking for the same fit waits for the first, then reuses it
+        if not refit:
+            data = SynthesisData.from_counts(table, reference, exclude_sources)
+            saved = load_synthesis(path, key, data, priors, settings)
+            if saved is not None:
+                return saved, str(path)
+        result = compact(fit_synthesis(table, priors, settings, reference, exclude_sources, progress=progress))
+        try:
+            save_synthesis(result, key, path)
+        except OSError:
+            pass  # a read-only cache folder costs the next run a refit, nothing more
     return result, "fitted"
+
+
+@contextmanager
+def _fit_lock(path: Path):
+    """Hold an exclusive lock on ``path``'s fit (POSIX ``flock``) while it is looked up, fitted and saved.
+
+    Where no lock can be taken (no ``fcntl``, a read-only cache folder) the fit goes ahead unlocked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lock"), "a+")
+    except OSError:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,8 +1,9 @@
 """Export the model's probabilities as enterpriseLang TTCs, and optionally patch a ``.mal`` file.
 
-:func:`export_mal` turns each technique's probability into ``Bernoulli(p)`` times the
-time factor enterpriseLang published for its step, writes a ``.mal`` fragment and the
-mal-toolbox JSON form, and can rewrite those steps in a user's ``.mal`` file.
+:func:`export_mal` turns each technique's probability into the time factor enterpriseLang
+published for its step times ``Bernoulli(p)``, writes a ``.mal`` fragment and the
+mal-toolbox JSON form, and can rewrite those steps in a user's ``.mal`` file. With
+``simulator='malsim'`` the output is also checked against what mal-simulator can run.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from attackprev.atomic import write_text_atomic
 from attackprev.config import CATALOGUE_DIR, DEFAULT_MODEL, STEPS_CSV
 from attackprev.errors import InputError
 from attackprev.mal.dictionary import ttc_dicts
-from attackprev.mal.expressions import format_probability, ttc_expression
-from attackprev.mal.malfile import TtcChange, patch_mal
+from attackprev.mal.expressions import format_probability, malsim_problems, malsim_time_factor, ttc_expression
+from attackprev.mal.malfile import TtcChange, Unmatched, malsim_check, patch_mal
 from attackprev.mal.mapping import (
     Estimate,
     estimates_from_catalogue,
@@ -25,6 +26,12 @@ from attackprev.mal.mapping import (
     load_steps,
     published_time_factor,
 )
+
+#: The tools ``export_mal`` writes for, by the name its ``simulator`` parameter takes.
+SIMULATORS = {
+    "securicad": "securiCAD and the MAL compiler",
+    "malsim": "mal-simulator 3.3 (TTCs checked against what it can run)",
+}
 
 
 @dataclass
@@ -44,6 +51,12 @@ class MalExport:
         for the catalogue) and ``report`` the summary or CSV it was read from.
     changes
         The change table of the patched file (empty without ``patch``).
+    unmatched
+        Mapped steps the patched file lacks, each with its technique and the reason
+        (empty without ``patch``).
+    warnings
+        With ``simulator='malsim'`` and ``patch``: TTCs of other steps of the patched file
+        that mal-simulator reads differently from the MAL compiler, one line each.
     written
         Files written, in order.
     set_aside
@@ -55,6 +68,8 @@ class MalExport:
     fragment: str
     json: dict[str, dict[str, Any]]
     changes: list[TtcChange] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     set_aside: list[Estimate] = field(default_factory=list)
 
@@ -138,9 +153,10 @@ def export_mal(
     *,
     catalogue: str | Path | None = None,
     fragment_dir: str | Path | None = None,
-    missing: Literal["error", "skip"] = "error",
+    missing: Literal["list", "error", "skip"] = "list",
     digits: int = 4,
     prefer_reports: bool = False,
+    simulator: Literal["securicad", "malsim"] = "securicad",
 ) -> MalExport:
     """Turn each technique's probability into an enterpriseLang TTC, and optionally patch.
 
@@ -153,13 +169,27 @@ def export_mal(
     (:attr:`MalExport.set_aside`) unless ``prefer_reports`` is given. Every entry of the
     fragment and the JSON names the model its value came from.
 
-    For each technique the new TTC is ``Bernoulli(p)`` times the time factor of the TTC
-    enterpriseLang published for it (``published_ttc`` in the step table): only the
-    Bernoulli factor is replaced and the time factor is kept verbatim. Where the published
-    TTC has no Bernoulli factor (``Exponential(1440)``) it is kept whole as the time factor
-    behind the new Bernoulli; a lone ``TruncatedNormal`` (a percent-scale probability in
-    three notes) is dropped. Both cases carry a ``remark`` in the JSON and the fragment;
-    see :func:`attackprev.mal.mapping.published_time_factor`.
+    For each technique the new TTC is the time factor of the TTC enterpriseLang published
+    for it (``published_ttc`` in the step table) times ``Bernoulli(p)``, time factor first
+    (``Exponential(106.67)*Bernoulli(0.0812)``; the MAL compiler reads both orders the
+    same, mal-simulator's effort-based mode only the left factor): only the Bernoulli
+    factor is replaced and the time factor is kept verbatim; a step without one gets a lone
+    ``Bernoulli(p)`` (it takes no time). Where the published TTC has no Bernoulli factor
+    (``Exponential(1440)``) it is kept whole as the time factor before the new Bernoulli;
+    a lone ``TruncatedNormal`` (a percent-scale probability in three notes) is dropped.
+    Both cases carry a ``remark`` in the JSON and the fragment; see
+    :func:`attackprev.mal.mapping.published_time_factor`.
+
+    ``simulator`` names the tool the output is for. ``'securicad'`` (default) writes MAL
+    as the MAL compiler and securiCAD read it, unchecked beyond that. ``'malsim'``
+    (mal-simulator 3.3) refuses, with one line per step naming the step and the
+    distribution, any exported TTC that mal-simulator rejects (``TruncatedNormal``,
+    ``Pareto``, ``Zero``, ``Infinity``, a bare number) or reads differently (a compound
+    time factor), rather than rewriting it; it writes a named time constant such as
+    ``HardAndCertain`` as its definition (``Exponential(0.1)``, with a remark). With
+    ``patch`` it also checks the other TTCs of the patched file: one that mal-simulator
+    rejects is an error (the file would not load), one it misreads (e.g.
+    ``Bernoulli(p)*Exponential(r)``) a warning (:attr:`MalExport.warnings`).
 
     Everything is read and checked before anything is written, so an invalid value
     leaves no file behind and an in-place patch leaves the original intact.
@@ -186,18 +216,24 @@ def export_mal(
     fragment_dir
         If given, also write ``mal_fragment.txt`` and ``mal_ttcs.json`` there.
     missing
-        ``'error'``: refuse if a mapped step is not in the ``.mal`` file; ``'skip'``:
-        leave it out of the patch.
+        Mapped steps the ``.mal`` file lacks (matched by asset and step name, or by step
+        name alone where the asset has no such step; see
+        :func:`attackprev.mal.malfile.patch_mal`): ``'list'`` (default) patches every
+        mapped step found, lists the rest in :attr:`MalExport.unmatched` and fails only if
+        none is found; ``'error'`` fails if any is missing; ``'skip'`` never fails.
     digits
         Significant digits of ``p`` (never rounded to exactly 0 or 1).
     prefer_reports
         Use every technique's own report in place of its catalogue row, whatever model
         produced it; the catalogue then only fills in techniques without a report.
+    simulator
+        ``'securicad'`` (default) or ``'malsim'``: the tool the TTCs are for (see above).
 
     Returns
     -------
     MalExport
-        Fragment, JSON form, change table, the files written and the reports set aside.
+        Fragment, JSON form, change table, the mapped steps not patched, the warnings,
+        the files written and the reports set aside.
 
     Raises
     ------
@@ -205,8 +241,12 @@ def export_mal(
         For an invalid report, catalogue, step table or ``.mal`` file, nothing to export
         (e.g. only single-technique reports without ``prefer_reports``), a technique
         without a mapped step, a technique or step given twice, ``out`` together with
-        ``in_place``, or ``catalogue`` together with ``prefer_reports``.
+        ``in_place``, ``catalogue`` together with ``prefer_reports``, mapped steps missing
+        from the ``.mal`` file (as ``missing`` says), an unknown ``simulator``, or (with
+        ``'malsim'``) TTCs mal-simulator cannot run.
     """
+    if simulator not in SIMULATORS:
+        raise InputError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     reports_dir = Path(reports_dir)
     if in_place and out is not None:
         raise InputError("give either an output file or in_place, not both")
@@ -239,13 +279,29 @@ def export_mal(
                 est.origin,
             )
         time_factor, remark = published_time_factor(mapping.published_ttc)
+        if simulator == "malsim":
+            time_factor, rewritten = malsim_time_factor(time_factor)
+            remark = "; ".join(r for r in (remark, rewritten) if r) or None
         expression = ttc_expression(est.p, time_factor, digits)
         entries.append((est, mapping, expression, remark))
+    if simulator == "malsim":
+        refused = [
+            f"{est.technique_id} -> {';'.join(mapping.assets) or 'any asset'}.{mapping.attack_step} "
+            f"[{expression}]: {problem.message}"
+            for est, mapping, expression, _ in entries
+            for problem in malsim_problems(expression)
+        ]
+        if refused:
+            raise InputError(
+                f"mal-simulator cannot run {len(refused)} exported TTC(s): {'; '.join(refused)}; "
+                "fix the published TTC in the step table, or export for securicad"
+            )
     dicts = ttc_dicts(e[2] for e in entries)
 
     lines = [
         "// attackprev: enterpriseLang attack-step TTCs, Bernoulli(p) = model's p for MAL.",
         "// The step type (| or &) and the asset must be the language's own; patch keeps them.",
+        f"// Written for {SIMULATORS[simulator]}; a published time factor comes first: X*Bernoulli(p).",
     ]
     table: dict[str, dict[str, Any]] = {}
     for (est, mapping, expression, remark), ttc in zip(entries, dicts, strict=True):
@@ -302,9 +358,18 @@ def export_mal(
         except OSError as err:
             raise InputError(f"cannot read the .mal file: {err.strerror}", patch) from err
         try:
-            patched, result.changes = patch_mal(original, new_ttcs, missing=missing)
+            patched, result.changes, unmatched = patch_mal(original, new_ttcs, missing=missing)
         except InputError as err:
             raise InputError(err.message, patch) from err
+        result.unmatched = [u._replace(technique_id=owner[u.key]) for u in unmatched]
+        if simulator == "malsim":
+            errors, result.warnings = malsim_check(patched, skip={(c.asset, c.step) for c in result.changes})
+            if errors:
+                raise InputError(
+                    f"mal-simulator cannot load {len(errors)} other TTC(s) of the patched file: {'; '.join(errors)}; "
+                    "edit them, or patch for securicad",
+                    patch,
+                )
         if in_place:
             target = patch
         else:

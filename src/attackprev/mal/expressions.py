@@ -4,19 +4,29 @@ A MAL attack step carries its time to compromise (TTC) in brackets after its nam
 ``| webService [Bernoulli(0.0445)]``. enterpriseLang writes each step's TTC as a
 Bernoulli factor, the probability that the step is available at all, times an optional
 time factor in days, e.g. ``Bernoulli(0.0789)*Exponential(106.67)``; a lone
-``Bernoulli(p)`` is a zero-time step. This module parses such expressions
+``Bernoulli(p)`` is a zero-time step. This module parses such expressions in either order
 (:func:`parse_ttc`) and writes new ones (:func:`ttc_expression`), replacing only the
 Bernoulli factor and keeping the published time factor verbatim.
 
-Two facts about the tools shape the output (found by running mal-toolbox 2.11.0 and
+Facts about the tools shape the output (found by running mal-toolbox 2.11.0 and
 mal-simulator 3.3.0):
 
 * mal-toolbox reads exponent notation wrongly and silently: ``Bernoulli(1e-5)`` compiles
   to ``Bernoulli(1.0)``. Numbers are therefore always written in positional notation and
   expressions containing exponents are refused.
+* The time factor is written first, ``Exponential(106.67)*Bernoulli(0.0789)``. In
+  securiCAD's semantics the two orders mean the same, but mal-simulator's effort-based
+  TTC mode (``TTCMode.EFFORT_BASED_PER_STEP_SAMPLE``) reads only the left factor of a
+  product, so ``Bernoulli(p)*Exponential(r)`` would succeed on the first attempt; with the
+  time factor first every mode of mal-simulator behaves as intended.
 * mal-simulator's ``TTCDist.from_dict`` keeps only the last factor of a left-nested
-  product, so a compound time factor is written in parentheses:
-  ``Bernoulli(p)*(Uniform(8,30)+Exponential(2))``.
+  product, and a named constant on the left of an operator is changed in place for every
+  step that uses it. A compound time factor is written in parentheses,
+  ``(Uniform(8,30)+Exponential(2))*Bernoulli(p)``, which the MAL compiler reads as
+  intended but mal-simulator does not; :func:`malsim_problems` lists such shapes, and
+  :func:`malsim_time_factor` prepares a time factor for mal-simulator.
+* mal-simulator rejects ``Pareto``, ``TruncatedNormal``, ``Zero`` and ``Infinity``
+  (:data:`MALSIM_REJECTED`) and bare numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NamedTuple, NoReturn
 
 from attackprev.errors import InputError
 
@@ -275,7 +285,8 @@ class MalTtc:
     bernoulli
         ``p`` of the top-level ``Bernoulli(p)`` factor, or None if there is none.
     time_factor
-        The remaining factors, verbatim from ``text`` (None for a lone ``Bernoulli(p)``).
+        The remaining factors, verbatim from ``text`` (None for a lone ``Bernoulli(p)``);
+        when the Bernoulli factor is first or last, the text around it as written.
     """
 
     text: str
@@ -284,7 +295,10 @@ class MalTtc:
 
 
 def parse_ttc(text: str) -> MalTtc:
-    """Parse a MAL TTC expression such as ``Bernoulli(0.0789)*Exponential(106.67)``.
+    """Parse a MAL TTC expression such as ``Exponential(106.67)*Bernoulli(0.0789)``.
+
+    The Bernoulli factor may stand anywhere in the top-level product
+    (``Bernoulli(0.0789)*Exponential(106.67)`` parses the same).
 
     Parameters
     ----------
@@ -317,7 +331,7 @@ def parse_ttc(text: str) -> MalTtc:
     rest = [f for f in factors if f is not b]
     if not rest:
         return MalTtc(text, p, None)
-    if factors[0] is b:
+    if factors[0] is b or factors[-1] is b:
         time_factor = text[rest[0].start : rest[-1].end]
     else:
         time_factor = "*".join(_node_text(f, text) for f in rest)
@@ -383,14 +397,16 @@ def ttc_expression(p: float, time_factor: str | None = None, digits: int = 4) ->
     time_factor
         The time factor as published (e.g. ``'Exponential(106.67)'``), or None for a step
         that takes no time. A compound factor is wrapped in parentheses so that it binds
-        as one factor (and mal-simulator keeps all of it).
+        as one factor.
     digits
         Significant digits of ``p`` (see :func:`format_probability`).
 
     Returns
     -------
     str
-        ``'Bernoulli(p)'`` or ``'Bernoulli(p)*<time factor>'``.
+        ``'Bernoulli(p)'``, or ``'<time factor>*Bernoulli(p)'`` with the time factor first:
+        the MAL compiler and securiCAD read both orders the same, and mal-simulator's
+        effort-based mode reads only the left factor (see the module notes).
 
     Raises
     ------
@@ -400,13 +416,126 @@ def ttc_expression(p: float, time_factor: str | None = None, digits: int = 4) ->
         non-positive rate.
     """
     value = _check_probability(p)
-    head = f"Bernoulli({format_probability(value, digits)})"
+    bernoulli = f"Bernoulli({format_probability(value, digits)})"
     if time_factor is None or not time_factor.strip():
-        return head
+        return bernoulli
     factor = time_factor.strip()
     node = _parse(factor)
     if _contains_bernoulli(node):
         raise InputError(f"time factor {factor!r} contains a Bernoulli factor; pass its probability as p")
     if node.kind == "binop":
         factor = f"({factor})"
-    return f"{head}*{factor}"
+    return f"{factor}*{bernoulli}"
+
+
+#: Distributions and constants that mal-simulator 3.3 refuses to load.
+MALSIM_REJECTED = ("Pareto", "TruncatedNormal", "Zero", "Infinity")
+#: Named time constants and the distributions they stand for (mal-lang/malcompiler).
+CONSTANT_DEFINITIONS = {
+    "EasyAndCertain": "Exponential(1)",
+    "HardAndCertain": "Exponential(0.1)",
+    "VeryHardAndCertain": "Exponential(0.01)",
+}
+
+
+class MalsimProblem(NamedTuple):
+    """Why mal-simulator cannot run a TTC expression as intended.
+
+    ``fatal`` problems stop mal-simulator from loading the attack graph at all; the others
+    make it read the expression differently from the MAL compiler.
+    """
+
+    fatal: bool
+    message: str
+
+
+def malsim_problems(text: str) -> list[MalsimProblem]:
+    """What mal-simulator 3.3 does differently from the MAL compiler with ``text``.
+
+    Parameters
+    ----------
+    text
+        A MAL TTC expression.
+
+    Returns
+    -------
+    list of MalsimProblem
+        Empty if mal-simulator reads the expression as intended in every TTC mode. Fatal:
+        a distribution or constant it rejects (:data:`MALSIM_REJECTED`), a bare number.
+        Not fatal: a left operand that is itself an operation (mal-simulator drops its
+        right side) or a named constant (changed in place for every step), and a Bernoulli
+        factor before the time factor (the effort-based mode then ignores the time).
+
+    Raises
+    ------
+    InputError
+        If ``text`` is not a valid MAL TTC expression.
+    """
+    text = text.strip()
+    root = _parse(text)
+    problems: list[MalsimProblem] = []
+
+    def walk(node: _Node) -> None:
+        if node.kind in ("call", "name") and node.name in MALSIM_REJECTED:
+            problems.append(MalsimProblem(True, f"mal-simulator rejects {node.name} ({_node_text(node, text)})"))
+        elif node.kind == "number":
+            problems.append(MalsimProblem(True, f"mal-simulator cannot read the bare number {_node_text(node, text)}"))
+        elif node.kind == "binop":
+            lhs = _unwrap(node.children[0])
+            if lhs.kind == "binop":
+                problems.append(
+                    MalsimProblem(
+                        False,
+                        f"mal-simulator drops part of {_node_text(node, text)}: the left operand "
+                        f"{_node_text(lhs, text)} is itself an operation",
+                    )
+                )
+            elif lhs.kind in ("call", "name") and lhs.name in CONSTANTS:
+                problems.append(
+                    MalsimProblem(
+                        False,
+                        f"mal-simulator changes its shared {lhs.name} for every step when it is the left operand "
+                        f"of {_node_text(node, text)}",
+                    )
+                )
+        for child in node.children:
+            walk(child)
+
+    walk(root)
+    factors = _factors(root)
+    if len(factors) > 1 and _is_bernoulli(factors[0]):
+        problems.append(
+            MalsimProblem(
+                False,
+                f"mal-simulator's effort-based mode reads only the left factor of {text}, "
+                "so the time factor after the Bernoulli takes no time",
+            )
+        )
+    return sorted(problems, key=lambda q: not q.fatal)
+
+
+def malsim_time_factor(time_factor: str | None) -> tuple[str | None, str | None]:
+    """A published time factor as mal-simulator needs it, and a remark if it changed.
+
+    Parameters
+    ----------
+    time_factor
+        The time factor kept from the published TTC, or None.
+
+    Returns
+    -------
+    time_factor, remark
+        A named constant (``HardAndCertain``) is written as the distribution it stands for
+        (``Exponential(0.1)``): mal-simulator would otherwise change its shared constant in
+        place for every step. Everything else is returned unchanged with no remark.
+    """
+    if time_factor is None:
+        return None, None
+    node = _unwrap(_parse(time_factor.strip()))
+    if node.kind in ("call", "name") and node.name in CONSTANT_DEFINITIONS:
+        definition = CONSTANT_DEFINITIONS[node.name]
+        return definition, (
+            f"time factor {node.name} written as {definition}, its definition, for mal-simulator "
+            "(which would change its shared constant for every step)"
+        )
+    return time_factor, None

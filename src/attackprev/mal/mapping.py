@@ -140,10 +140,12 @@ def published_time_factor(published: str) -> tuple[str | None, str | None]:
 
     Decisions:
 
-    * ``Bernoulli(p)*X``: keep ``X`` verbatim; only the Bernoulli factor is replaced.
+    * ``Bernoulli(p)*X`` (or ``X*Bernoulli(p)``): keep ``X`` verbatim; only the Bernoulli
+      factor is replaced (and written after ``X``, see
+      :func:`attackprev.mal.expressions.ttc_expression`).
     * lone ``Bernoulli(p)``: no time factor (the step takes no time).
     * no Bernoulli factor (``Exponential(1440)``, processHollowing.md): keep the whole
-      expression as the time factor and put the new Bernoulli in front; a remark says so.
+      expression as the time factor, followed by the new Bernoulli; a remark says so.
     * a lone ``TruncatedNormal(mean, sd)``: three enterpriseLang notes use it for the
       probability itself, in percent (e.g. ``TruncatedNormal(26.82,15.913)`` for T1032),
       with an instant TTC; it is not a time, so no time factor is kept; a remark says so.
