@@ -210,7 +210,9 @@ def test_cli_writes_the_report_atomically(design, tmp_path, monkeypatch):
     result = _fabricated(design, catalogues=40)
     monkeypatch.setattr(sbc, "run_synthesis_sbc", lambda *args, **kwargs: result)
     out = tmp_path / "sbc.md"
-    assert sbc.main(["--catalogues", "40", "--out", str(out)]) == 0
+    saved = tmp_path / "sbc.npz"  # never the committed reports/validation/synthesis_sbc.npz
+    assert sbc.main(["--catalogues", "40", "--out", str(out), "--save", str(saved)]) == 0
+    assert saved.exists()
     text = out.read_text(encoding="utf-8")
     assert text.startswith("# Validation") and "--catalogues 40" in text
     assert "## Simulation-based calibration of the synthesis" in text
