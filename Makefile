@@ -51,7 +51,7 @@ validation: $(STAMP)
 	$(PY) -m attackprev.validation
 
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --json reports/benchmarks.json  # the raw figures too: --from-json re-renders them
 
 clean-venv:
 	rm -rf $(VENV)
