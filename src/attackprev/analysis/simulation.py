@@ -30,6 +30,8 @@ from attackprev.simulation.techniques import StepTechniques, map_nodes
 
 #: Above this share of Monte Carlo noise in the spread of P(reached) across draws, inputs are not ranked.
 MAX_NOISE_SHARE = 0.5
+#: The point-value times use this fraction of ``point_episodes`` (float times cost 64 times the memory of bits).
+TTC_POINT_DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def simulate(
     if timed:
         varying = StepDraws(nodes, theta[:, cols], base)
         ttc = time_to_compromise(graph, entries, varying, settings.ttc_episodes, seeds[3], targets, keep_times=True)
-        n = settings.point_episodes // 8
+        n = settings.point_episodes // TTC_POINT_DIVISOR
         ttc_lang = time_to_compromise(graph, entries, base, n, seeds[4], targets, keep_times=True)
         ttc_plug = time_to_compromise(graph, entries, plug, n, seeds[5], targets, keep_times=True)
 
@@ -239,6 +241,7 @@ def simulate(
         "episodes": settings.episodes,
         "point_episodes": settings.point_episodes,
         "ttc_episodes": settings.ttc_episodes if timed else None,
+        "ttc_point_episodes": settings.point_episodes // TTC_POINT_DIVISOR if timed else None,
         "seed": settings.seed,
         "graph": {
             "nodes": graph.n_nodes,

@@ -35,7 +35,7 @@ def _days(x: float | None) -> str:
 def _time(t: dict) -> str:
     if t["mean"] is None:
         return f"– (reached in {t['episodes']} episodes)"
-    return f"{_days(t['mean'])} ({_days(t['hdi_94'][0])}–{_days(t['hdi_94'][1])})"
+    return f"{_days(t['mean'])} ({_days(t['hdi_94'][0])}–{_days(t['hdi_94'][1])}; {t['episodes']} episodes)"
 
 
 def render_simulation_markdown(s: dict) -> str:
@@ -118,19 +118,19 @@ def render_simulation_markdown(s: dict) -> str:
             "the earliest it can be reached when every possible path is attacked at once (an OR step after its "
             "first reached parent, an AND step after its last). The table gives the distribution of that time "
             f"over the episodes in which the target is reached ({s['ttc_episodes']} per posterior draw, pooled "
-            "over the draws): its mean and the 94 % interval of the time itself, and the number of episodes "
-            "behind them. With so few episodes per draw the pooled distribution mixes the posterior's "
-            "uncertainty with the episodes' own randomness; it does not separate them.",
+            f"over the draws; the point-value columns from {s['ttc_point_episodes']} episodes): its mean, the "
+            "94 % interval of the time itself and how many episodes reached the target (a rare target's "
+            "point-value times rest on few episodes). With so few episodes per draw the pooled distribution "
+            "mixes the posterior's uncertainty with the episodes' own randomness; it does not separate them.",
             "",
-            "| target | posterior draws: mean (94 % interval) | episodes | language's own values | "
+            "| target | posterior draws: mean (94 % interval; episodes reached) | language's own values | "
             "posterior means plugged in |",
-            "|---|---|---|---|---|",
+            "|---|---|---|---|",
         ]
         for t in timed:
             c = t["ttc"]
             lines.append(
-                f"| `{t['target']}` | {_time(c['posterior'])} | {c['posterior']['episodes']} | "
-                f"{_time(c['language'])} | {_time(c['plug_in'])} |"
+                f"| `{t['target']}` | {_time(c['posterior'])} | {_time(c['language'])} | {_time(c['plug_in'])} |"
             )
         lines += [""]
     lines += [
