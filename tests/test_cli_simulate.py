@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
 from attackprev.reporting.simulation import render_simulation_markdown
@@ -43,6 +44,10 @@ def test_a_bad_step_table_and_a_missing_language_are_one_line(tmp_path):
     assert "nope.mal" in line
     line = one_error_line(run("simulate", *EXAMPLE, *STEPS, "--entry", "internet:attackerAccess"))
     assert "name at least one target step" in line
+    scale = ["--entry", "internet:attackerAccess", "--target", "dc:execute", "--scale", "gartner"]
+    line = one_error_line(run("simulate", *EXAMPLE, *STEPS, *scale, "--out", str(tmp_path)))
+    assert "--scale 'gartner': not a family of the evidence" in line and "attack_groups" in line
+    assert not (tmp_path / "simulation").exists()
 
 
 @pytest.mark.slow
@@ -82,3 +87,15 @@ def test_the_example_through_the_command_line(tmp_path):
     assert web["language"]["p"] > 0.5 and web["posterior"]["mean"] < web["language"]["p"]
     assert web["sensitivity"][0]["input"] == "T1190"
     assert "web-server:execute: P(reached)" in proc.stdout and str(folder) in proc.stdout
+    # --scale reaches the draws: T1102's mean over the chosen draws is the catalogue's, on either family's scale
+    by_family = json.loads((ROOT / "reports" / "techniques" / "summary.json").read_text())["headline"]["by_family"]
+    groups = [*args[:-2], "--scale", "attack_groups", "--name", "groups"]
+    proc = subprocess.run([*ATTACKPREV, *groups], capture_output=True, text=True, cwd=ROOT, env=env, timeout=1500)
+    assert proc.returncode in (0, 3), proc.stderr
+    g = json.loads((tmp_path / "simulation" / "groups" / "summary.json").read_text())
+    assert g["scale"] == "attack_groups"
+    for summary, family in ((s, "mtrends"), (g, "attack_groups")):
+        t1102 = next(r for r in summary["techniques"] if r["technique_id"] == "T1102")
+        expected = by_family[family]
+        assert abs(t1102["mean"] - expected["mean"]) < 4 * expected["sd"] / np.sqrt(60), family
+    assert g["targets"][0]["posterior"]["mean"] != s["targets"][0]["posterior"]["mean"]

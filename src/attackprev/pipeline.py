@@ -202,11 +202,7 @@ def plan_run(
     fit_synthesis = catalogue_model == SYNTHESIS or (headline == SYNTHESIS and bool(techniques))
     fit_multi = catalogue_model == MULTI or (headline == MULTI and bool(techniques))
     if fit_synthesis:
-        families = sorted({c.family for c in table.counts})
-        if options.target not in families:
-            raise InputError(
-                f"--target {options.target!r}: not a family of the evidence; families: {', '.join(families)}"
-            )
+        check_family("--target", options.target, table)
     elif options.target != DEFAULT_TARGET:
         raise InputError(
             f"--target {options.target}: it sets the multi-source model's scale, which this run does not fit"
@@ -230,6 +226,13 @@ def plan_run(
         fit_synthesis=fit_synthesis,
         target=options.target,
     )
+
+
+def check_family(option: str, family: str, table) -> None:
+    """Refuse, in one line, an option naming a family the evidence base does not have."""
+    families = sorted({c.family for c in table.counts})
+    if family not in families:
+        raise InputError(f"{option} {family!r}: not a family of the evidence; families: {', '.join(families)}")
 
 
 def run_fit(
@@ -523,8 +526,7 @@ def run_simulation(
     graph = load_attack_graph(language, model)
     graph.nodes([*entry_points, *targets])  # an unknown step is one line, before the fit
     table = load_counts()
-    if settings.scale not in table.families():
-        raise InputError(f"--scale {settings.scale!r}: not a family; families: {', '.join(sorted(table.families()))}")
+    check_family("--scale", settings.scale, table)
     if progress:
         print("multi-source model: looking for a saved fit, else fitting (about 3 minutes) ...", file=sys.stderr)
     fitted, _ = cached_fit_synthesis(table, settings=SynthesisSettings(), refit=refit, progress=progress)
