@@ -430,11 +430,19 @@ def ttc_expression(p: float, time_factor: str | None = None, digits: int = 4) ->
 
 #: Distributions and constants that mal-simulator 3.3 refuses to load.
 MALSIM_REJECTED = ("Pareto", "TruncatedNormal", "Zero", "Infinity")
-#: Named time constants and the distributions they stand for (mal-lang/malcompiler).
+#: MAL's named TTC constants (mal-lang/malcompiler): the probability that the step is possible and the rate
+#: of its Exponential time (None: no time), e.g. ``HardAndUncertain`` = ``Bernoulli(0.5)*Exponential(0.1)``.
+NAMED_CONSTANTS: dict[str, tuple[float, float | None]] = {
+    "EasyAndCertain": (1.0, 1.0),
+    "HardAndCertain": (1.0, 0.1),
+    "VeryHardAndCertain": (1.0, 0.01),
+    "EasyAndUncertain": (0.5, None),
+    "HardAndUncertain": (0.5, 0.1),
+    "VeryHardAndUncertain": (0.5, 0.01),
+}
+#: The named time constants that are a time alone, and the distributions they stand for.
 CONSTANT_DEFINITIONS = {
-    "EasyAndCertain": "Exponential(1)",
-    "HardAndCertain": "Exponential(0.1)",
-    "VeryHardAndCertain": "Exponential(0.01)",
+    name: f"Exponential({rate:g})" for name, (p, rate) in NAMED_CONSTANTS.items() if p == 1.0 and rate is not None
 }
 
 

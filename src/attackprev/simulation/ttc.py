@@ -29,16 +29,15 @@ from typing import Any
 import numpy as np
 
 from attackprev.errors import InputError
+from attackprev.mal.expressions import NAMED_CONSTANTS
 
 #: Named TTC constants, as mal-simulator 3.3 defines them: (probability, time part).
 _EXP = "Exponential"
 NAMED: dict[str, tuple[float, dict[str, Any] | None]] = {
-    "EasyAndCertain": (1.0, {"type": "function", "name": _EXP, "arguments": [1.0]}),
-    "HardAndCertain": (1.0, {"type": "function", "name": _EXP, "arguments": [0.1]}),
-    "VeryHardAndCertain": (1.0, {"type": "function", "name": _EXP, "arguments": [0.01]}),
-    "EasyAndUncertain": (0.5, None),
-    "HardAndUncertain": (0.5, {"type": "function", "name": _EXP, "arguments": [0.1]}),
-    "VeryHardAndUncertain": (0.5, {"type": "function", "name": _EXP, "arguments": [0.01]}),
+    **{
+        name: (p, None if rate is None else {"type": "function", "name": _EXP, "arguments": [rate]})
+        for name, (p, rate) in NAMED_CONSTANTS.items()
+    },
     "Enabled": (1.0, None),
     "Disabled": (0.0, None),
     "Instant": (1.0, None),
