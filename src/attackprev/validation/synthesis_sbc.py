@@ -65,6 +65,8 @@ KEEP_PER_CHAIN = 25
 COVERAGE_LEVELS = (0.5, 0.8, 0.94)
 #: A parameter fails when its χ² p-value is at most this (the issue's criterion).
 ALPHA = 0.01
+#: Ranked quantities that are positive: :meth:`SynthesisSBCResult.rescaled` rescales them on the log scale.
+POSITIVE = ("level_sd", "sigma[", "tau")
 #: Strata of techniques by the number of reference-family rows: none, 1–2, 3 or more.
 STRATA = ((0, 0), (1, 2), (3, 10**6))
 
@@ -425,6 +427,33 @@ class SynthesisSBCResult:
     def failing(self, alpha: float = ALPHA) -> list[str]:
         """Parameters whose χ² p-value is at most ``alpha``."""
         return [p for p, u in self.uniformity().items() if u.chi2_p <= alpha]
+
+    def rescaled(self, factor: float) -> SynthesisSBCResult:
+        """The same run with every posterior widened (``factor`` > 1) or narrowed about its mean.
+
+        A negative control of the SBC's power: each catalogue's thinned draws of each quantity
+        become mean + ``factor`` × (draw − mean), on the log scale for the positive ones (s_a, σ_f,
+        τ) and as they are for the others (logits, log κ). ``cdf`` is recomputed from the
+        rescaled thinned draws (the full draws are not kept).
+
+        Parameters
+        ----------
+        factor
+            Ratio of the new spread to the old.
+
+        Returns
+        -------
+        SynthesisSBCResult
+        """
+        thinned, cdf = {}, {}
+        for p in self.parameters:
+            log = p.startswith(POSITIVE)
+            x = np.log(self.thinned[p]) if log else self.thinned[p]
+            centre = x.mean(axis=1, keepdims=True)
+            x = centre + factor * (x - centre)
+            thinned[p] = np.exp(x) if log else x
+            cdf[p] = np.mean(thinned[p] < self.truths[p][:, None], axis=1)
+        return replace(self, thinned=thinned, cdf=cdf)
 
 
 def _fit(design: Design, successes: np.ndarray, index: int, priors: SynthesisPriors, settings: SynthesisSettings):
