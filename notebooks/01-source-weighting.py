@@ -176,6 +176,10 @@ display(
         f"{'inside' if head['point_inside_hdi'] else 'outside'} the {PCT} HDI."
     )
 )
+# checked: on the intrusion scale T1102 is rarer than enterpriseLang's value, which a full run puts above the HDI
+assert head["mean"] < PUBLISHED
+if not FAST:  # a fast run's short fit is too wide to say
+    assert head["hdi_94"][1] < PUBLISHED and not head["point_inside_hdi"]
 
 # %% [markdown]
 # ## 2. The target population
@@ -246,6 +250,18 @@ display(
         + ". A threat model should name the population its probabilities are shares of."
     )
 )
+# checked: T1102 is rarest on the intrusion scale, and the population asked about changes the answer many times over
+assert lowest["target"] == TARGET and highest["mean"] > 5 * lowest["mean"]
+# every family's own pooled rate lies inside the interval a new report of that family would give
+for r in by_target:
+    pred = predictive[r["target"]]
+    if pred["observed_trials"]:
+        assert pred["hdi_low"] <= pred["observed_successes"] / pred["observed_trials"] <= pred["hdi_high"], r["target"]
+# a family without a row for T1102 draws its departure from Normal(0, σ_F): its interval is wider than any with data
+hdi_widths = {r["target"]: r["hdi_94"][1] - r["hdi_94"][0] for r in by_target}
+assert min(hdi_widths[r["target"]] for r in by_target if not r["target_data"]) > max(
+    hdi_widths[r["target"]] for r in by_target if r["target_data"]
+)
 
 # %% [markdown]
 # ## 3. How much each family counts for T1102
@@ -301,6 +317,28 @@ ax.legend(loc="lower right", fontsize="small")
 fig.tight_layout()
 plt.show()
 
+# checked: each column of shares sums to 1; a one-source family's v_f is the binomial logit variance; the target
+# family's own share is 1 / v_T over 1 / v_T plus the route through a_t, 1 / (1 / P + σ_T²), recomputed here
+with_data = [r for r in weights if r["family"] != PRIOR]
+level_prior = next(r for r in weights if r["family"] == PRIOR)
+own_row = next(r for r in weights if r["family"] == TARGET)
+for column in ("level_share", "target_share"):
+    assert np.isclose(sum(r[column] for r in weights), 1.0), column
+for r in with_data:
+    if len(r["sources"]) == 1:
+        k, n_f = r["successes"], r["trials"]
+        assert np.isclose(r["logit_var"], 1 / (k + 0.5) + 1 / (n_f - k + 0.5)), r["family"]
+p_others = 1 / level_prior["departure_sd"] ** 2 + sum(
+    1 / (r["logit_var"] + r["departure_sd"] ** 2) for r in with_data if r["family"] != TARGET
+)
+via_level = 1 / (1 / p_others + own_row["departure_sd"] ** 2)
+assert np.isclose(own_row["target_share"], (1 / own_row["logit_var"]) / (1 / own_row["logit_var"] + via_level))
+# the target family's own counts carry most of its value, and less once its years' overdispersion is counted
+assert max(weights, key=lambda r: r["target_share"])["family"] == TARGET
+assert pooled_weights[TARGET]["target_share"] > own_row["target_share"]
+# a family with a large σ_f says little about a_t however many trials it has
+assert min(with_data, key=lambda r: r["level_share"]) is max(with_data, key=lambda r: r["departure_sd"])
+
 # %% [markdown]
 # **Where each source pulls.** A source's rate moved onto the target scale by its family's offset
 # (logit rate − b_f + b_T, at posterior means) says where that source alone would put T1102; its family's σ_f
@@ -341,6 +379,16 @@ ax.set_xlabel(f"where each source puts {TECHNIQUE} on the {TARGET} scale")
 ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 fig.tight_layout()
 plt.show()
+
+# checked: a source of the target family is not moved (its pull is its own rate, (k + ½) / (n + 1)); a source of a
+# family that counts T1102 more often than intrusions do (offset b_f > 0) is moved down, one with b_f < 0 up
+offsets = {r["family"]: r["offset"] for r in with_data}
+for r in pulls:
+    raw = (r["successes"] + 0.5) / (r["trials"] + 1.0)
+    if r["family"] == TARGET:
+        assert np.isclose(r["on_target_scale"], raw), r["source_id"]
+    else:
+        assert (r["on_target_scale"] < raw) == (offsets[r["family"]] > 0), r["source_id"]
 
 # %% [markdown]
 # ## 4. Leave one family out
@@ -436,6 +484,10 @@ display(
         else "No family could be left out."
     )
 )
+# checked: each refit left its family's sources out, and none moves T1102's mean out of the default fit's HDI
+for r in lofo:
+    assert not set(r["sources"]) & set(r["fit"].data.sources), r["family"]
+    assert baseline[TECHNIQUE]["hdi_94"][0] < r["summaries"][TECHNIQUE]["mean"] < baseline[TECHNIQUE]["hdi_94"][1]
 
 # %% [markdown]
 # ## 5. The note's two sources alone (single-technique model, not the default)
@@ -492,6 +544,12 @@ display(
         + "\n\nIntervals: Jeffreys for the binomial rows, highest-density for the hierarchical and multi-source ones."
     )
 )
+# checked: enterpriseLang's arithmetic gives back its published value; one binomial is the pooled count, between the
+# two rates; the two sources' hierarchical interval holds both rates, and every source on one scale narrows it
+assert round(naive, 4) == PUBLISHED
+assert np.isclose(estimates[1].mean, y.sum() / n.sum()) and min(y / n) < estimates[1].mean < max(y / n)
+assert full.mu.hdi_94[0] < min(y / n) and max(y / n) < full.mu.hdi_94[1]
+assert head["hdi_94"][1] - head["hdi_94"][0] < full.mu.hdi_94[1] - full.mu.hdi_94[0]
 
 # %% [markdown]
 # ### 5a. How much each of the two sources counts
@@ -532,6 +590,10 @@ display(
         )
     )
 )
+# checked: down-weighting either source removes evidence: μ's mean rises and its interval widens as the weight falls
+for s, sweep in sweeps.items():
+    assert np.all(np.diff([r["mean"] for r in sweep]) < 0), s
+    assert np.all(np.diff([r["hdi_high"] - r["hdi_low"] for r in sweep]) < 0), s
 
 # %% [markdown]
 # ### 5b. How many attack lifecycles did M-Trends 2020 cover?
@@ -560,6 +622,11 @@ display(
         )
     )
 )
+# checked: more lifecycles at about the same rate is more evidence, so μ's mean falls as M-Trends' n grows; at the
+# recovered n the count is the table's and the fit is section 5's
+assert np.all(np.diff([r["mean"] for r in den_table]) < 0)
+recovered = next(r for r in den_table if r["trials"] == n[MT])
+assert recovered["successes"] == y[MT] and np.isclose(recovered["mean"], full.mu.mean, rtol=1e-9)
 
 # %% [markdown]
 # ### 5c. Which weights give back enterpriseLang's value?
@@ -596,6 +663,10 @@ display(
         + f" Under the two sources' hierarchical posterior P(μ ≤ {PUBLISHED}) = {full.cdf_mu(PUBLISHED):.2f}."
     )
 )
+# checked: the pooled weight solves (k_MT + w k_SoK) / (n_MT + w n_SoK) = published in closed form; no hierarchical
+# weight reaches the published value, as every weight of the sweeps leaves μ's mean above it
+assert np.isclose(w_sok_pooled, (y[MT] - PUBLISHED * n[MT]) / (PUBLISHED * n[SOK] - y[SOK]), rtol=0, atol=1e-5)
+assert not found and min(r["mean"] for sweep in sweeps.values() for r in sweep) > PUBLISHED
 
 # %% [markdown]
 # ## 6. What this means for T1102
@@ -631,3 +702,5 @@ display(
     )
 )
 display(Markdown(f"Settings of the default fit: `{asdict(result.settings)}`."))
+# checked: the ATT&CK groups' count carries the largest share of T1102's level
+assert top_level["family"] == "attack_groups"

@@ -12,7 +12,7 @@ from attackprev.evidence.build import build_evidence
 from attackprev.evidence.counts import load_counts
 from attackprev.evidence.ids import load_decisions
 from attackprev.inference.summaries import jeffreys_interval
-from attackprev.reporting.evidence import render_evidence_markdown
+from attackprev.reporting.evidence import _cell, _pct, render_evidence_markdown
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,9 @@ def test_left_out_total_matches_the_table(text):
     assert f"{n} entries of `data/evidence/excluded_rows.csv`" in text
     section = text.split("## Left out")[1].split("\n## ")[0]
     assert sum(int(m) for m in re.findall(r"^\| (\d+) \|", section, re.M)) == n
+
+
+def test_percentages_and_cells():
+    assert (_pct(0.0396), _pct(0.0), _pct(1.0), _pct(47 / 951)) == ("3.96 %", "0.00 %", "100.00 %", "4.94 %")
+    assert _cell("a|b\nc") == "a\\|b c"  # a pipe would end the Markdown cell, a newline the row
+    assert _cell(409) == "409"

@@ -14,6 +14,7 @@ from mitreattack.navlayers import Layer
 
 from attackprev.reporting.navigator import (
     SHIFT_LAYER,
+    _pct,
     catalogue_layers,
     gradient_top,
     probability_layer,
@@ -51,7 +52,20 @@ def test_scores_are_integers_a_navigator_client_keeps():
     assert shift_score(0.0263584, 0.0445) == round(100 * math.log10(0.0263584 / 0.0445)) == -23
 
 
+def test_scores_round_to_the_nearest_integer_and_fold_changes_are_log10():
+    assert probability_score(0.5) == 5_000 and probability_score(0.0001) == 1 and probability_score(0.0) == 0
+    assert probability_score(0.00005) == 0  # half a basis point rounds half to even
+    assert shift_score(0.445, 0.0445) == 100  # ten times the published value
+    assert shift_score(0.0445 / 10**0.5, 0.0445) == -50  # a factor √10 below it
+    assert shift_score(0.0445 * 2, 0.0445) == 30  # log10(2) = 0.301
+
+
+def test_percentages_in_the_comments_keep_three_figures():
+    assert (_pct(0.0263584), _pct(1.0), _pct(0.5), _pct(1e-5)) == ("2.64 %", "100 %", "50 %", "0.001 %")
+
+
 def test_gradient_top_covers_most_scores_with_a_round_number():
+    assert gradient_top([]) == 100
     assert gradient_top([0] * 100) == 100
     assert gradient_top(list(range(0, 3000, 10))) == 5_000  # 95th percentile 2840
     assert gradient_top([10] * 95 + [9_000] * 5) == 100  # a few high scores saturate the top colour

@@ -49,7 +49,13 @@ def num(x: float | None, digits: int = 4) -> str:
 
 def k3(x: float) -> str:
     """Three significant digits, thousands separated (for κ, which spans orders of magnitude)."""
-    return f"{x:,.3g}" if x < 1000 else f"{x:,.0f}"
+    return f"{x:,.3g}" if x < 999.5 else f"{x:,.0f}"  # 999.5 and up would round to "1e+03"
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, …, 21st, 22nd."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def kint(pair) -> str:
@@ -454,7 +460,7 @@ def _comparison(s: dict) -> list[str]:
         "",
         f"Under {which}:",
         "",
-        f"enterpriseLang's {num(c['point_estimate'])} sits at the {c['percentile']:.0f}th percentile of the "
+        f"enterpriseLang's {num(c['point_estimate'])} sits at the {ordinal(round(c['percentile']))} percentile of the "
         f"posterior of {x}: P({x} > {num(c['point_estimate'])}) = {c['prob_greater']:.2f}. It lies {inside} the "
         f"94 % HDI [{num(lo)}, {num(hi)}]. The posterior mean, {num(prev['mean'])}, is {ratio:.2f} times the point "
         f"estimate, and the posterior median is {num(prev['median'])}; the interval's upper end is "
