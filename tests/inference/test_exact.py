@@ -11,6 +11,7 @@ from scipy.special import expit
 from attackprev.inference.exact import fit_exact
 from attackprev.model.likelihood import log_marginal
 from attackprev.model.priors import PRIORS, kappa_bounds
+from tests.grid_reference import grid_mu, grid_summaries
 
 T1102 = ([9, 47], [227, 951])
 
@@ -77,7 +78,9 @@ def test_weight_zero_equals_dropping_the_source():
 def test_comparison_is_consistent():
     ex = fit_exact(*T1102, PRIORS["halfnormal1"])
     c = ex.compare(0.0445)
-    assert c["prob_greater"] == pytest.approx(1 - c["percentile"] / 100)
+    reference = grid_mu(*T1102, PRIORS["halfnormal1"])  # brute-force quadrature on a fixed fine grid
+    assert c["prob_greater"] == pytest.approx(reference.prob_above(0.0445), abs=2e-3)
+    assert c["percentile"] == pytest.approx(100 * (1 - reference.prob_above(0.0445)), abs=0.2)
     assert 0.0 < c["percentile"] < 100.0
     assert c["inside_hdi_94"] == (ex.mu.hdi_94[0] <= 0.0445 <= ex.mu.hdi_94[1])
     assert ex.cdf_mu(ex.mu.median) == pytest.approx(0.5, abs=1e-3)
@@ -102,3 +105,34 @@ def test_hdi_bounds_converge_with_the_grid():
         coarse, fine = fit_exact(y, n, prior), fit_exact(y, n, prior, resolution=1024)
         assert coarse.mu.hdi_94 == pytest.approx(fine.mu.hdi_94, abs=5e-4)
         assert coarse.theta_new.hdi_94 == pytest.approx(fine.theta_new.hdi_94, abs=5e-4)
+
+
+# -- every figure of the exact engine against a finer grid (tests/grid_reference.py) ------------------
+@pytest.mark.parametrize(
+    ("name", "y", "n", "w"),
+    [("halfnormal1", [9, 47], [227, 951], [1.0, 1.0]), ("pareto", [3, 40, 12], [50, 400, 90], [1.0, 0.5, 1.0])],
+)
+def test_every_summary_matches_a_finer_independent_grid(name, y, n, w):
+    prior = PRIORS[name]
+    ex = fit_exact(y, n, prior, sources=[f"s{i}" for i in range(len(y))], weights=np.array(w))
+    ref = grid_summaries(prior, y, n, w)
+    for key, got in (("mu", ex.mu), ("kappa", ex.kappa)):
+        mean, sd, median, (lo, hi) = ref[key]
+        assert got.mean == pytest.approx(mean, rel=3e-3 if key == "mu" else 1e-2), key  # κ: a heavy tail
+        assert got.sd == pytest.approx(sd, rel=1e-2), key
+        assert got.median == pytest.approx(median, rel=1e-2), key
+        assert got.hdi_94[0] == pytest.approx(lo, rel=2e-2), key
+        assert got.hdi_94[1] == pytest.approx(hi, rel=2e-2), key
+    for i in range(len(y)):
+        m, sd = ref[f"theta_{i}"]
+        assert ex.theta[f"s{i}"].mean == pytest.approx(m, rel=3e-3) and ex.theta[f"s{i}"].sd == pytest.approx(
+            sd, rel=1e-2
+        )
+        assert ex.theta[f"s{i}"].hdi_94[0] < m < ex.theta[f"s{i}"].hdi_94[1]
+    m, sd = ref["theta_new"]
+    assert ex.theta_new.mean == pytest.approx(m, rel=3e-3) and ex.theta_new.sd == pytest.approx(sd, rel=1e-2)
+    # P(μ ≤ x) at the reference's median and HDI bounds
+    mean, sd, median, (lo, hi) = ref["mu"]
+    assert ex.cdf_mu(median) == pytest.approx(0.5, abs=5e-3)
+    assert ex.cdf_mu(hi) - ex.cdf_mu(lo) == pytest.approx(0.94, abs=5e-3)
+    assert ex.cdf_mu(0.0) == 0.0 and ex.cdf_mu(1.0) == pytest.approx(1.0)

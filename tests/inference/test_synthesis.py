@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.special
+import scipy.stats
+import xarray as xr
 
-from attackprev.inference.synthesis import SynthesisSettings, cell_logits, fit_synthesis, predictive_draws, target_draws
-from tests.synthesis_fixtures import simulate_table
+from attackprev.inference.diagnostics import Diagnostics
+from attackprev.inference.synthesis import (
+    SynthesisResult,
+    SynthesisSettings,
+    cell_logits,
+    fit_synthesis,
+    predictive_draws,
+    target_draws,
+)
+from attackprev.model.priors import SynthesisPriors
+from attackprev.model.synthesis import SynthesisData
+from tests.synthesis_fixtures import make_table, simulate_table
 
 TRUTH = {"mtrends": 0.0, "groups": 1.0, "reports": -0.8, "malware": 0.5}
 DEPARTURES = {"mtrends": 0.6, "groups": 0.5, "reports": 0.7, "malware": 1.0}
@@ -71,3 +84,111 @@ def test_seed_changes_draws_and_same_seed_repeats(simulated):
     other = fit_synthesis(table, settings=SynthesisSettings(draws=300, tune=400, chains=2, seed=6))
     assert not np.array_equal(other.stacked("a"), result.stacked("a"))
     assert other.record()["settings"]["seed"] == 6 and result.record()["settings"]["seed"] == 5
+
+
+def test_a_different_seed_gives_different_draws():
+    """A tiny fit (seconds): the seed in the settings reaches the sampler, not only the record."""
+    rows = [("T1102", "m1", 3, 200), ("T1102", "g", 30, 170), ("T1059", "m1", 40, 200), ("T1059", "g", 90, 170)]
+    table = make_table(rows, {"m1": ("mtrends", "partial"), "g": ("attack_groups", "complete")})
+    one, two = (fit_synthesis(table, settings=SynthesisSettings(draws=20, tune=20, chains=1, seed=s)) for s in (1, 2))
+    assert one.record()["settings"]["seed"] == 1 and two.record()["settings"]["seed"] == 2
+    assert not np.array_equal(one.stacked("a"), two.stacked("a"))
+
+
+def _known_posterior(draws: int = 4000) -> SynthesisResult:
+    """A result whose draws are constants chosen here: a_t, b_f, σ_f and the cell logits φ (no sampling)."""
+    sources = {"mt": ("mtrends", "partial"), "grp": ("groups", "complete"), "rep": ("reports", "partial")}
+    rows = [
+        ("T1059", "mt", 60, 227),
+        ("T1102", "mt", 9, 227),
+        ("T1003", "grp", 20, 170),
+        ("T1059", "grp", 80, 170),
+        ("T1102", "grp", 33, 170),
+        ("T1003", "rep", 300, 2600),
+    ]
+    data = SynthesisData.from_counts(make_table(rows, sources))
+    assert data.techniques == ["T1003", "T1059", "T1102"] and data.families == ["mtrends", "groups", "reports"]
+
+    def constant(values, dim):
+        return (("chain", "draw", dim), np.broadcast_to(np.asarray(values, float), (1, draws, len(values))).copy())
+
+    post = xr.Dataset(
+        {
+            "a": constant([-3.0, -1.0, -2.0], "technique"),
+            "b": constant([0.0, 1.2, -0.9], "family"),
+            "sigma": constant([0.3, 0.6, 1.5], "family"),
+            "phi": constant(np.linspace(-4.0, -0.5, len(data.cells)), "cell"),
+        }
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, draws), bool))})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    settings = SynthesisSettings(draws=draws, chains=1, seed=3)
+    return SynthesisResult(data, tree, Diagnostics(0, 1.0, 500.0, 500.0, 1, draws), SynthesisPriors(), settings)
+
+
+@pytest.mark.parametrize(
+    ("family", "missing"),
+    [("reports", {"T1059": -1.0 - 0.9, "T1102": -2.0 - 0.9}), ("mtrends", {"T1003": -3.0}), ("groups", {})],
+)
+def test_target_scale_logits_are_the_cell_or_a_plus_b_plus_a_departure(family, missing):
+    """Where family F reports technique t its logit is the cell's φ; where it does not, a_t + b_F + d with
+    d ~ Normal(0, σ_F): scipy's Normal with F's own offset and departure scale, written out (σ: 0.3, 0.6, 1.5)."""
+    result = _known_posterior()
+    logits = cell_logits(result, family)
+    phi = result.stacked("phi")
+    sigma = {"mtrends": 0.3, "groups": 0.6, "reports": 1.5}[family]
+    for j, t in enumerate(result.data.techniques):
+        if t in missing:
+            ref = scipy.stats.norm(missing[t], sigma)
+            assert scipy.stats.kstest(logits[:, j], ref.cdf).pvalue > 1e-3, t
+        else:
+            assert np.array_equal(logits[:, j], phi[:, result.data.cells.index((t, family))]), t
+    assert np.allclose(target_draws(result, family), scipy.special.expit(logits))
+
+
+def test_diagnostics_cover_the_sampled_quantities_and_skip_constants():
+    """The sampled variables (and the technique levels) are diagnosed; derived ones and constants are not."""
+    from attackprev.inference.synthesis import _diagnosed
+
+    rng = np.random.default_rng(0)
+    names = [
+        "level_mean", "level_sd", "sigma", "tau", "log_kappa", "a", "c",
+        "b_partial", "c_loose_z", "u_weak", "phi_strong", "year_shift_mtrends_z",
+        "phi", "d", "e", "b", "theta",
+    ]  # fmt: skip
+    post = xr.Dataset({n: (("chain", "draw"), rng.normal(size=(2, 50))) for n in names})
+    post["log_kappa_single"] = (("chain", "draw"), np.zeros((2, 50)))  # σ = 0: a constant
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 50), bool))})
+    tree = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+    got = set(_diagnosed(tree)["posterior"].to_dataset().data_vars)
+    assert got == {
+        "level_mean", "level_sd", "sigma", "tau", "log_kappa", "a", "c",
+        "b_partial", "c_loose_z", "u_weak", "phi_strong", "year_shift_mtrends_z",
+    }  # fmt: skip
+
+
+def test_fit_synthesis_passes_its_settings_and_held_out_sources_to_the_sampler(monkeypatch):
+    """nutpie is replaced by a recorder: what reaches it is what the settings say, quietly unless asked."""
+    import nutpie
+
+    import attackprev.inference.nutpie_cache as cache
+
+    rows = [("T1102", "m1", 3, 200), ("T1102", "g", 30, 170), ("T1059", "m1", 40, 200), ("T1059", "m2", 9, 100)]
+    table = make_table(rows, {"m1": ("mtrends", "partial"), "m2": ("mtrends", "partial"), "g": ("groups", "complete")})
+    seen = {}
+
+    def sample(compiled, **kw):
+        seen.update(kw)
+        post = xr.Dataset({"level_mean": (("chain", "draw"), np.random.default_rng(0).normal(size=(2, 30)))})
+        stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 30), bool))})
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+    monkeypatch.setattr(cache, "compile_pymc_model", lambda model: model)
+    monkeypatch.setattr(nutpie, "sample", sample)
+    settings = SynthesisSettings(draws=30, tune=40, chains=2, seed=9, target_accept=0.95)
+    result = fit_synthesis(table, settings=settings, exclude_sources=("m2",))
+    assert seen == {"draws": 30, "tune": 40, "chains": 2, "seed": 9, "target_accept": 0.95, "progress_bar": False}
+    assert result.data.sources == ["g", "m1"] and "held out: m2" in result.data.digest
+    assert result.settings == settings and set(result.seconds) == {"compile", "sample"}
+    fit_synthesis(table, settings=settings, progress=True)
+    assert seen["progress_bar"] is True

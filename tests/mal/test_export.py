@@ -99,6 +99,19 @@ def test_catalogue_gives_the_same_export_as_the_summaries(reports, tmp_path):
     assert from_catalogue.json["T1102"]["expression"] == from_reports.json["T1102"]["expression"]
 
 
+def test_catalogue_argument_replaces_the_reports_folder(reports, tmp_path):
+    """With catalogue= the values are the CSV's, not the reports folder's (0.0623, not the report's 0.0471), and a
+    technique the folder lacks is exported too."""
+    catalogue = tmp_path / "estimates.csv"
+    catalogue.write_text("technique_id,p,hdi_94_low,hdi_94_high\nT1102,0.0623,0.04,0.09\nT1219,0.0812,,\n")
+    table = export_mal(reports, catalogue=catalogue).json
+    assert sorted(table) == ["T1102", "T1219"]
+    assert table["T1102"]["expression"] == "Bernoulli(0.0623)" and table["T1102"]["hdi_94"] == [0.04, 0.09]
+    assert table["T1102"]["report"] == "estimates.csv"  # shown relative to the reports folder's parent
+    assert table["T1219"]["expression"] == "Exponential(106.67)*Bernoulli(0.0812)"
+    assert export_mal(reports).json["T1102"]["expression"] == "Bernoulli(0.0471)"  # the folder alone: its report
+
+
 def test_unmapped_technique_is_refused(tmp_path):
     reports = tmp_path / "reports"
     write_summary(reports, "T9999", 0.1)

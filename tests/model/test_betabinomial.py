@@ -107,3 +107,26 @@ def test_pymc_model_logp_matches_numpy_formula():
                 - np.log(hi - lo)
             )
             assert values[-1] == pytest.approx(expected, rel=1e-9), name
+
+
+def test_conditional_rates_are_the_closed_form_betas():
+    """Given (μ, κ), θ_s ~ Beta(μκ + w y, (1 − μ)κ + w (n − y)) and θ_new ~ Beta(μκ, (1 − μ)κ): scipy's Betas.
+
+    At μ = 0.05, κ = 30 the parameters are written out by hand (μκ = 1.5, (1 − μ)κ = 28.5); swapped ones would put
+    a rate of 9 of 227 near 0.96.
+    """
+    from attackprev.model.betabinomial import draw_rates
+
+    draws = 20_000
+    mu, kappa = np.full(draws, 0.05), np.full(draws, 30.0)
+    y, n, w = np.array([9.0, 47.0]), np.array([227.0, 951.0]), np.array([1.0, 0.5])
+    theta, theta_new = draw_rates(mu, kappa, y, n, w, np.random.default_rng(7))
+    assert theta.shape == (draws, 2) and theta_new.shape == (draws,)
+    expected = {
+        "theta[0]": (theta[:, 0], scipy.stats.beta(1.5 + 9, 28.5 + 218)),
+        "theta[1]": (theta[:, 1], scipy.stats.beta(1.5 + 23.5, 28.5 + 452)),  # weight 0.5: half the counts
+        "theta_new": (theta_new, scipy.stats.beta(1.5, 28.5)),
+    }
+    for name, (sample, ref) in expected.items():
+        assert scipy.stats.kstest(sample, ref.cdf).pvalue > 1e-3, name
+        assert sample.mean() == pytest.approx(ref.mean(), abs=4 * ref.std() / np.sqrt(draws)), name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.stats
 
 
@@ -17,3 +18,118 @@ def test_single_technique_prior_label_states_the_delta_method():
     exact = np.std(np.log(draws / (1 - draws)))
     assert abs(exact - 1.30) < 0.01
     assert "delta-method" in PRIORS["halfnormal1"].label and "1.30" in PRIORS["halfnormal1"].rationale
+
+
+# --- log-densities at and around their bounds -------------------------------------------------------------------------
+
+
+def test_pareto_logp_is_scipys_pareto_with_its_lower_bound_included():
+    from attackprev.model.priors import ParetoConcentration
+
+    prior = ParetoConcentration(name="p", label="", reference="", rationale="", minimum=2.0, shape=1.5)
+    ref = scipy.stats.pareto(b=1.5, scale=2.0)
+    kappa = np.array([2.0, 2.0 + 1e-9, 3.0, 50.0, 1e4])
+    assert np.allclose(prior.logp_kappa(0.3, kappa), ref.logpdf(kappa), rtol=1e-12)
+    assert prior.logp_kappa(0.3, 2.0) == pytest.approx(np.log(1.5 / 2.0), rel=1e-12)  # a / k0 at the minimum
+    below = prior.logp_kappa(0.3, np.array([2.0 - 1e-9, 1.0, 0.1]))
+    assert np.all(below == -np.inf)
+
+
+def test_power_logp_is_the_closed_form_on_its_closed_interval():
+    from attackprev.model.priors import PRIORS, PowerConcentration
+
+    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=1.0, lower=0.1, upper=1e5)
+    inside = np.array([0.1, 0.1 + 1e-12, 1.0, 1e5 - 1e-6, 1e5])
+    assert np.allclose(prior.logp_kappa(0.3, inside), -np.log(inside), rtol=1e-12)
+    outside = np.array([0.1 - 1e-12, 0.01, 1e5 + 1e-6, 1e7])
+    assert np.all(prior.logp_kappa(0.3, outside) == -np.inf)
+    bda3 = PRIORS["bda3"]
+    assert np.allclose(bda3.logp_kappa(0.3, np.array([1e-3, 1.0, 1e7])), -1.5 * np.log([1e-3, 1.0, 1e7]), rtol=1e-12)
+
+
+# --- draws ------------------------------------------------------------------------------------------------------------
+
+
+def _ks(sample, dist) -> float:
+    return scipy.stats.kstest(sample, dist.cdf).pvalue
+
+
+def test_pareto_draws_are_beta_and_pareto():
+    from attackprev.model.priors import ParetoConcentration
+
+    prior = ParetoConcentration(
+        name="p", label="", reference="", rationale="", mu_alpha=2.0, mu_beta=5.0, minimum=2.0, shape=1.5
+    )
+    mu, kappa = prior.sample(np.random.default_rng(4), 4000)
+    assert mu.shape == (4000,) and kappa.shape == (4000,)
+    assert _ks(mu, scipy.stats.beta(2.0, 5.0)) > 1e-3
+    assert _ks(kappa, scipy.stats.pareto(b=1.5, scale=2.0)) > 1e-3
+
+
+def test_loguniform_draws_are_beta_and_loguniform():
+    from attackprev.model.priors import PRIORS, PowerConcentration
+
+    prior = PowerConcentration(
+        name="p", label="", reference="", rationale="", mu_alpha=3.0, mu_beta=1.5, power=1.0, lower=0.5, upper=200.0
+    )
+    mu, kappa = prior.sample(np.random.default_rng(5), 4000)
+    assert mu.shape == (4000,) and kappa.shape == (4000,)
+    assert _ks(mu, scipy.stats.beta(3.0, 1.5)) > 1e-3
+    assert _ks(kappa, scipy.stats.loguniform(0.5, 200.0)) > 1e-3
+    mu, kappa = PRIORS["loguniform"].sample(np.random.default_rng(6), 3000)
+    assert _ks(mu, scipy.stats.uniform()) > 1e-3
+    assert _ks(kappa, scipy.stats.loguniform(0.1, 1e5)) > 1e-3
+
+
+def test_only_a_bounded_log_flat_power_prior_can_be_sampled():
+    """power = 1 with 0 < lower < upper < ∞ is proper; every other power prior says it is improper."""
+    from attackprev.model.priors import PowerConcentration
+
+    cases = [
+        (1.5, 0.1, 10.0),  # bounded but not flat in log κ
+        (1.0, 0.0, 10.0),  # lower bound at 0
+        (1.0, 2.0, 2.0),  # empty interval
+        (1.0, 0.1, np.inf),  # unbounded above
+        (1.5, 0.0, np.inf),  # BDA3's
+    ]
+    for power, lower, upper in cases:
+        prior = PowerConcentration(
+            name="pw", label="", reference="", rationale="", power=power, lower=lower, upper=upper
+        )
+        with pytest.raises(ValueError, match=r"^prior 'pw' is improper and cannot be sampled$"):
+            prior.sample(np.random.default_rng(0), 10)
+
+
+# --- lookup and plain-data forms --------------------------------------------------------------------------------------
+
+
+def test_unknown_prior_error_names_every_choice():
+    from attackprev.model.priors import get_prior
+
+    expected = "unknown prior 'nope'; choose one of halfnormal1, halfnormal05, pareto, bda3, loguniform"
+    with pytest.raises(ValueError) as err:
+        get_prior("nope")
+    assert str(err.value) == expected
+    assert get_prior("pareto").name == "pareto"
+
+
+def test_catalogue_priors_as_text():
+    from attackprev.model.priors import CataloguePriors
+
+    pri = CataloguePriors(
+        mu_logit_mean=(-1.5, 0.5), mu_logit_sd=0.75, log_kappa_mean=(2.5, 1.25), log_kappa_sd=0.3, source_offset_sd=2.0
+    )
+    assert pri.to_dict() == {
+        "mu_logit_mean": "Normal(-1.5, 0.5)",
+        "mu_logit_sd": "HalfNormal(0.75)",
+        "log_kappa_mean": "Normal(2.5, 1.25)",
+        "log_kappa_sd": "HalfNormal(0.3)",
+        "source_offset": "Normal(0, 2) per non-reference source",
+    }
+    assert CataloguePriors().to_dict() == {
+        "mu_logit_mean": "Normal(-2, 1.5)",
+        "mu_logit_sd": "HalfNormal(1.5)",
+        "log_kappa_mean": "Normal(3, 1.5)",
+        "log_kappa_sd": "HalfNormal(1)",
+        "source_offset": "Normal(0, 1.5) per non-reference source",
+    }

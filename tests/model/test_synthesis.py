@@ -96,7 +96,45 @@ def test_log_density_matches_scipy():
 
 
 def test_named_dimensions():
+    """Every named quantity on its named dimension, each dimension's labels as the data give them."""
     model = build_synthesis_model(SynthesisData.from_counts(make_table(ROWS, SOURCES)), SynthesisPriors())
-    assert set(model.coords) >= {"technique", "family", "cell", "year_source"}
+    assert model.named_vars_to_dims == {
+        "a": ("technique",),
+        "b": ("family",),
+        "c": ("technique",),
+        "sigma": ("family",),
+        "phi": ("cell",),
+        "d": ("cell",),
+        "e": ("year_source",),
+        "log_kappa": ("multi_family",),
+    }
+    assert {k: list(v) for k, v in model.coords.items() if k != "observation"} == {
+        "technique": ["T1003", "T1059", "T1102"],
+        "family": ["mtrends", "groups"],  # the reference first
+        "offset_family": ["groups"],
+        "cell": ["T1003|groups", "T1059|groups", "T1059|mtrends", "T1102|groups", "T1102|mtrends"],
+        "year_source": ["mt20", "mt21"],
+        "multi_family": ["mtrends"],
+        "single_family": ["groups"],
+    }
+    assert list(model.coords["observation"]) == list(range(len(ROWS)))
+    assert sorted(v.name for v in model.deterministics) == ["a", "b", "c", "d", "e", "phi"]
+    assert sorted(v.name for v in model.observed_RVs) == ["k_multi", "k_single"]
     assert {v.name for v in model.free_RVs} >= {"level_mean", "level_sd", "sigma", "tau", "log_kappa"}
-    assert {"a", "b", "c", "phi", "d", "e"} <= set(model.named_vars)
+
+
+def test_levels_offsets_and_departures_add_up_to_the_cell_logits():
+    """φ_tf = a_t + b_f + d_tf (the model's definition) at a random point, with b_ref = 0 and the level a_t = c_t − b̄
+    (c_t, the sampled level, is a_t plus the complete families' mean offset b̄, here the one complete family's b)."""
+    data = SynthesisData.from_counts(make_table(ROWS, SOURCES))
+    model = build_synthesis_model(data, SynthesisPriors())
+    rng = np.random.default_rng(11)
+    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    outputs = [model[v] for v in ("a", "b", "c", "phi", "d")]
+    a, b, c, phi, d = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
+    b_bar = float(np.mean(b[data.complete]))
+    assert b[0] == 0.0 and abs(b_bar) > 0.1  # a point where the complete families' offset matters
+    assert np.allclose(a, c - b_bar)
+    tech = [data.techniques.index(t) for t, _ in data.cells]
+    fam = [data.families.index(f) for _, f in data.cells]
+    assert np.allclose(phi, a[tech] + b[fam] + d)

@@ -23,7 +23,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from attackprev.model.likelihood import log_marginal
+from attackprev.model.likelihood import log_marginal, theta_conditional
 from attackprev.model.priors import Prior, kappa_bounds
 
 PYTENSOR_MATH = SimpleNamespace(
@@ -100,8 +100,6 @@ def draw_rates(
     theta_new
         Shape ``D``: θ_new ~ Beta(μκ, (1 − μ)κ).
     """
-    a = (mu * kappa)[..., None]
-    b = ((1.0 - mu) * kappa)[..., None]
-    theta = rng.beta(a + weights * successes, b + weights * (trials - successes))
-    theta_new = rng.beta(a[..., 0], b[..., 0])
+    theta = rng.beta(*theta_conditional(successes, trials, weights, mu[..., None], kappa[..., None]))
+    theta_new = rng.beta(*theta_conditional(0.0, 0.0, 0.0, mu, kappa))  # no data: the population's Beta
     return theta, theta_new
