@@ -218,3 +218,127 @@ def test_every_input_of_a_fit_changes_its_cache_key(bundled):
     }
     assert len(keys) == 5
     assert cache_key(bundled, CataloguePriors(), CatalogueSettings()) == base  # and the same inputs, the same key
+
+
+# -- the plan's every line and field, word for word ----------------------------------------------
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (RunOptions(model="fancy"), "--model 'fancy': choose one of auto, synthesis, multi, single"),
+        (RunOptions(engine="grid"), "--engine 'grid': choose one of mcmc, exact"),
+        (
+            RunOptions(prior="nosuch"),
+            "--prior: unknown prior 'nosuch'; choose one of halfnormal1, halfnormal05, pareto, bda3, loguniform",
+        ),
+        (
+            RunOptions(weights={"nosuch": 0.5}),
+            "unknown source 'nosuch'; sources in the evidence: mtrends2020, recordedfuture_2019, redcanary_2020_tdr, "
+            "sok2019_windows_malware",
+        ),
+        (
+            RunOptions(engine="exact", seed=3, draws=5),
+            "--draws, --seed: nothing is sampled in this run (--engine exact computes the posterior on a grid)",
+        ),
+        (
+            RunOptions(target="gartner"),
+            "--target 'gartner': not a family of the evidence; families: attack_campaigns, attack_groups, "
+            "attack_software, cisa, ctid_tie, mtrends, recordedfuture, redcanary, sok",
+        ),
+        (
+            RunOptions(model="multi", engine="exact"),
+            "--model multi: --engine exact computes the single-technique model (this technique's sources alone) on "
+            "a grid; the default multi-source model is sampled by MCMC; drop one of the two options",
+        ),
+        (
+            RunOptions(prior="pareto"),
+            "--prior pareto sets the single-technique model's hyperprior, but the headline here is the multi-source "
+            "model (its priors are fixed in attackprev.model.priors); add --model single to report the "
+            "single-technique model under this prior",
+        ),
+    ],
+)
+def test_each_refusal_says_exactly_what_and_why(bundled, v2, options, message):
+    with pytest.raises(InputError) as err:
+        plan_run(options, bundled, ["T1102"], False, v2)
+    assert str(err.value) == message
+
+
+def test_refusals_without_the_evidence_base(tmp_path, bundled):
+    with pytest.raises(InputError) as err:
+        plan_run(RunOptions(model="synthesis"), bundled, ["T1102"], False)
+    assert str(err.value) == (
+        "--model synthesis reads the evidence base v2 (data/evidence/); it cannot be used with --data"
+    )
+    one = load_evidence(
+        write_csv(tmp_path / "one.csv", "technique_id,source_id,successes,trials\nT1102,a,9,227\n"), None
+    )
+    with pytest.raises(InputError) as err:
+        plan_run(RunOptions(model="multi"), one, ["T1102"], False)
+    assert str(err.value) == "--model multi needs at least 5 techniques, 3 of them reported by several sources"
+    assert plan_run(RunOptions(), one, ["T1102"], False).note == (
+        "--data: the multi-source synthesis reads the evidence base v2's families, which a --data file lacks, and "
+        "the file has too few techniques reported by several sources for the multi-technique model (it needs at "
+        "least 5 techniques, 3 of them with several sources)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "table", "headline", "note"),
+    [
+        (RunOptions(), True, SYNTHESIS, None),
+        (RunOptions(model="synthesis"), True, SYNTHESIS, None),
+        (RunOptions(model="multi-source"), True, SYNTHESIS, None),
+        (
+            RunOptions(model="multi"),
+            True,
+            MULTI,
+            "--model multi: the four sources of enterpriseLang's notes, treated as measuring the same thing, "
+            "not the default multi-source model",
+        ),
+        (RunOptions(model="catalogue"), True, MULTI, None),
+        (
+            RunOptions(model="single"),
+            True,
+            SINGLE,
+            "--model single: this technique's sources alone, not the default multi-source model",
+        ),
+        (
+            RunOptions(engine="exact"),
+            True,
+            SINGLE,
+            "--engine exact computes the single-technique model (this technique's sources alone) on a grid; "
+            "the default multi-source model is sampled by MCMC",
+        ),
+        (
+            RunOptions(),
+            False,
+            MULTI,
+            "--data: the multi-source synthesis reads the evidence base v2's families, which a --data file lacks",
+        ),
+    ],
+)
+def test_each_headline_and_its_note(bundled, v2, options, table, headline, note):
+    plan = plan_run(options, bundled, ["T1102"], False, v2 if table else None)
+    assert plan.headline == headline
+    if options.model != "catalogue":
+        assert plan.note == note
+
+
+def test_the_plan_carries_engine_prior_weights_and_target(bundled, v2):
+    plan = plan_run(
+        RunOptions(engine="exact", prior="pareto", weights={"mtrends2020": 0.5}), bundled, ["T1102"], False, v2
+    )
+    assert (plan.engine, plan.prior.name, plan.weights, plan.target) == (
+        "exact",
+        "pareto",
+        {"mtrends2020": 0.5},
+        "mtrends",
+    )
+    default = plan_run(RunOptions(), bundled, ["T1102"], False, v2)
+    assert (default.engine, default.prior.name, default.weights) == ("mcmc", "halfnormal1", {})
+    assert plan_run(RunOptions(target="attack_groups"), bundled, ["T1102"], False, v2).target == "attack_groups"
+    # sampler options with only the single-technique model sampled, or with the catalogue fitted, are taken
+    assert plan_run(RunOptions(model="single", seed=4), bundled, ["T1102"], False, v2).single.seed == 4
+    assert plan_run(RunOptions(model="multi", seed=4), bundled, [], True, v2).multi.seed == 4
+    with pytest.raises(InputError, match=r"^--seed: nothing is sampled"):
+        plan_run(RunOptions(model="single", engine="exact", seed=4), bundled, ["T1102"], False, v2)

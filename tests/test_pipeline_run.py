@@ -1,0 +1,255 @@
+"""run_fit end to end, fast: every option reaches the number reported, checked against an independent answer.
+
+The multi-source fit is replaced by a posterior drawn with numpy from the settings run_fit passes
+(:func:`tests.synthesis_fixtures.posterior_result`), so what is checked is the pipeline: which fit it
+asks for, with which settings, and that the numbers it writes are the ones those draws give. The
+fit itself is checked in tests/inference/test_synthesis.py; the single-technique exact engine
+against quadrature in tests/inference/test_exact.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.special
+
+from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+from attackprev.errors import InputError
+from attackprev.evidence.tables import load_evidence
+from attackprev.inference.exact import fit_exact
+from attackprev.inference.summaries import hdi
+from attackprev.model.priors import PRIORS, get_prior
+from attackprev.pipeline import RunOptions, run_fit
+from tests.synthesis_fixtures import posterior_result, small_table
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    return load_evidence(OBSERVATIONS_CSV, SOURCES_CSV)
+
+
+@pytest.fixture(scope="module")
+def table():
+    return small_table()
+
+
+@pytest.fixture
+def fits(monkeypatch, table):
+    """Replace the cached multi-source fit; record every call's settings."""
+    calls = []
+    state = {"problems": []}
+
+    def fake(tab, priors=None, settings=None, reference="mtrends", exclude_sources=(), *, refit=False, progress=False):
+        calls.append({"settings": settings, "refit": refit, "table": tab})
+        result = posterior_result(tab, chains=settings.chains, draws=settings.draws, seed=settings.seed)
+        result.settings = settings
+        result.diagnostics.problems.extend(state["problems"])
+        return result, "the cache"
+
+    monkeypatch.setattr("attackprev.inference.synthesis_cache.cached_fit_synthesis", fake)
+    return calls, state
+
+
+def _truth(table, seed, draws, chains, technique="T1102", family="mtrends"):
+    """The target-scale draws the fake posterior gives, computed from its φ directly."""
+    r = posterior_result(table, chains=chains, draws=draws, seed=seed)
+    phi = r.tree["posterior"]["phi"].values.reshape(chains * draws, -1)
+    return scipy.special.expit(phi[:, r.data.cells.index((technique, family))])
+
+
+def _summary(out, technique="t1102"):
+    return json.loads((out / technique / "summary.json").read_text())
+
+
+#: Not the defaults, so each is seen to arrive; tiny, so the single-technique MCMC fit kept beside the
+#: headline takes a fraction of a second (too few draws for its diagnostics: runs with a technique "fail")
+QUICK = {"draws": 100, "tune": 100, "chains": 2, "figures": False}
+D, C = 100, 2
+
+
+def test_seed_and_settings_reach_the_multi_source_headline(fits, evidence, table, tmp_path):
+    calls, _ = fits
+    run = run_fit(["T1102"], evidence, RunOptions(seed=7, **QUICK), out=tmp_path / "a", table=table)
+    s = calls[0]["settings"]
+    assert (s.seed, s.draws, s.tune, s.chains, calls[0]["refit"]) == (7, 100, 100, 2, False)
+    x = _truth(table, 7, D, C)
+    summary = _summary(tmp_path / "a")
+    assert summary["model"] == "multi-source" and summary["settings"]["seed"] == 7
+    assert summary["prevalence"]["mean"] == pytest.approx(x.mean(), rel=1e-5)
+    assert summary["prevalence"]["hdi_94"] == pytest.approx(list(hdi(x)), rel=1e-5)
+    assert summary["mal"]["expression"] == f"Bernoulli({x.mean():.4g})"
+    # another seed: another posterior, another headline, and the record says which
+    run_fit(["T1102"], evidence, RunOptions(seed=8, **QUICK), out=tmp_path / "b", table=table)
+    other = _summary(tmp_path / "b")
+    assert other["settings"]["seed"] == 8 and calls[1]["settings"].seed == 8
+    assert other["prevalence"]["mean"] == pytest.approx(_truth(table, 8, D, C).mean(), rel=1e-5)
+    assert other["prevalence"]["mean"] != summary["prevalence"]["mean"]
+    assert any("reused the cache" in line for line in run.lines)
+
+
+def test_target_and_refit_reach_the_fit(fits, evidence, table, tmp_path):
+    calls, _ = fits
+    run_fit(["T1102"], evidence, RunOptions(seed=3, target="groups", refit=True, **QUICK), out=tmp_path, table=table)
+    assert calls[0]["refit"] is True
+    x = _truth(table, 3, D, C, family="groups")
+    assert _summary(tmp_path)["prevalence"]["mean"] == pytest.approx(x.mean(), rel=1e-5)
+    with pytest.raises(InputError, match="--target 'cisa'"):
+        run_fit(["T1102"], evidence, RunOptions(target="cisa", **QUICK), out=tmp_path, table=table)
+
+
+def test_a_failed_multi_source_fit_fails_the_run_and_says_so(fits, evidence, table, tmp_path):
+    _, state = fits
+    state["problems"].append("max R-hat 1.200 > 1.01")
+    run = run_fit([], evidence, RunOptions(seed=1, **QUICK), out=tmp_path, all_techniques=True, table=table)
+    assert run.failed  # with no technique named, nothing else was fitted that could fail
+    assert any("DIAGNOSTICS FAILED: max R-hat 1.200" in line for line in run.lines)
+    head = (tmp_path / "techniques" / "catalogue.md").read_text().split("\n## ")[0]
+    assert "**Sampler diagnostics failed** (max R-hat 1.200 > 1.01)" in head
+    # a technique's report carries the headline fit's failure first, in its opening lines
+    run_fit(["T1102"], evidence, RunOptions(seed=1, **QUICK), out=tmp_path, table=table)
+    summary = _summary(tmp_path)
+    assert not summary["diagnostics"]["passed"] and summary["diagnostics"]["problems"][0] == "max R-hat 1.200 > 1.01"
+    head = (tmp_path / "t1102" / "report.md").read_text().split("\n## ")[0]
+    assert "THIS RUN FAILED ITS DIAGNOSTICS" in head and "max R-hat 1.200" in head
+
+
+def test_all_writes_the_catalogue_of_those_draws(fits, evidence, table, tmp_path):
+    calls, _ = fits
+    run = run_fit([], evidence, RunOptions(seed=5, **QUICK), out=tmp_path, all_techniques=True, table=table)
+    assert not run.failed and calls[0]["settings"].seed == 5
+    folder = tmp_path / "techniques"
+    with (folder / "catalogue.csv").open(newline="") as fh:
+        rows = {r["technique_id"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"T1003", "T1059", "T1102", "T1566"}
+    for t in rows:
+        r = posterior_result(table, chains=C, draws=D, seed=5)
+        j = r.data.techniques.index(t)
+        if (t, "mtrends") in r.data.cells:
+            x = _truth(table, 5, D, C, technique=t)
+            assert float(rows[t]["mean"]) == pytest.approx(x.mean(), rel=1e-5), t
+        else:  # no mtrends row: a + b + σ z, so its mean lies between the level's and the level shifted by b
+            a = r.tree["posterior"]["a"].values.reshape(C * D, -1)[:, j]
+            assert abs(scipy.special.logit(float(rows[t]["mean"])) - a.mean()) < 1.0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["headline"]["mean"] == pytest.approx(_truth(table, 5, D, C).mean(), rel=1e-5)
+    assert summary["record"]["settings"]["seed"] == 5
+    assert summary["counts"] == {"techniques": 4, "observations": 9, "sources": 4, "families": 3, "without_target": 2}
+    layers = sorted(p.name for p in (folder / "layers").iterdir())
+    assert layers == ["enterpriselang_shift.json", "groups.json", "malware.json", "mtrends.json"]
+    assert (folder / "index.html").stat().st_size > 1000
+
+
+def test_exact_engine_and_weights_reach_the_single_technique_headline(evidence, tmp_path):
+    """--engine exact and --weight: the headline is the exact engine's, fitted on the tempered counts."""
+    t1102 = [o for o in evidence.observations if o.technique_id == "T1102"]
+    y = np.array([o.successes for o in t1102], float)
+    n = np.array([o.trials for o in t1102], float)
+    sources = [o.source_id for o in t1102]
+    prior = get_prior("halfnormal1")
+    plain = fit_exact(y, n, prior, sources=sources)
+    weights = {sources[-1]: 0.25}
+    w = np.array([weights.get(s, 1.0) for s in sources])
+    tempered = fit_exact(y, n, prior, sources=sources, weights=w)
+    run_fit(["T1102"], evidence, RunOptions(engine="exact", figures=False), out=tmp_path / "plain")
+    run_fit(["T1102"], evidence, RunOptions(engine="exact", weights=weights, figures=False), out=tmp_path / "w")
+    a, b = _summary(tmp_path / "plain"), _summary(tmp_path / "w")
+    assert a["model"] == "single-technique" and a["engine"] == "exact"
+    assert a["prevalence"]["mean"] == pytest.approx(plain.mu.mean, rel=1e-5)
+    assert b["prevalence"]["mean"] == pytest.approx(tempered.mu.mean, rel=1e-5)
+    assert abs(a["prevalence"]["mean"] - b["prevalence"]["mean"]) > 1e-4
+    assert b["weights"] == {s: weights.get(s, 1.0) for s in sources}
+    # a prior option reaches the single-technique model
+    run_fit(["T1102"], evidence, RunOptions(engine="exact", prior="pareto", figures=False), out=tmp_path / "p")
+    pareto = fit_exact(y, n, PRIORS["pareto"], sources=sources)
+    assert _summary(tmp_path / "p")["prevalence"]["mean"] == pytest.approx(pareto.mu.mean, rel=1e-5)
+    assert pareto.mu.mean != pytest.approx(plain.mu.mean, rel=1e-3)
+
+
+# -- attackprev simulate's pipeline ------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "simulation"
+ENTRY, TARGET = ["internet:attackerAccess"], ["dc:execute", "ws-00:execute"]
+
+
+@pytest.fixture
+def sim_fits(monkeypatch):
+    """The real count table's fit replaced by a small numpy posterior (1 chain × 60 draws)."""
+    calls, state = [], {"problems": []}
+
+    def fake(tab, priors=None, settings=None, reference="mtrends", exclude_sources=(), *, refit=False, progress=False):
+        calls.append({"settings": settings, "refit": refit})
+        result = posterior_result(tab, chains=1, draws=60, seed=settings.seed)
+        result.diagnostics.problems.extend(state["problems"])
+        return result, "the cache"
+
+    monkeypatch.setattr("attackprev.inference.synthesis_cache.cached_fit_synthesis", fake)
+    return calls, state
+
+
+def _simulate(out, scale="mtrends", **kw):
+    from attackprev.analysis.simulation import SimulationSettings
+    from attackprev.pipeline import run_simulation
+
+    settings = SimulationSettings(draws=20, episodes=64, point_episodes=512, ttc_episodes=1, seed=11, scale=scale)
+    return run_simulation(
+        EXAMPLE / "attackprevlang.mal",
+        EXAMPLE / "enterprise_model.yml",
+        kw.pop("entry", ENTRY),
+        kw.pop("targets", TARGET),
+        steps=EXAMPLE / "steps.csv",
+        settings=kw.pop("settings", settings),
+        out=out,
+        name="ex",
+        command="attackprev simulate (test)",
+        echo=lambda line: None,
+        **kw,
+    )
+
+
+def test_simulation_takes_the_fit_s_draws_on_the_chosen_scale(sim_fits, tmp_path):
+    calls, state = sim_fits
+    run = _simulate(tmp_path, scale="attack_groups", refit=True)
+    assert calls[0]["refit"] is True and not run.failed
+    folder = tmp_path / "simulation" / "ex"
+    assert run.targets == [folder] and {p.name for p in folder.iterdir()} >= {"report.md", "summary.json"}
+    s = json.loads((folder / "summary.json").read_text())
+    assert (s["scale"], s["draws"], s["episodes"], s["seed"], s["command"]) == (
+        "attack_groups",
+        20,
+        64,
+        11,
+        "attackprev simulate (test)",
+    )
+    assert s["entry_points"] == ENTRY and [t["target"] for t in s["targets"]] == TARGET
+    assert run.lines[0].startswith("dc:execute: P(reached) ") and run.lines[-1].startswith("20 draws x 64 episodes in")
+    assert len(run.lines) == 3
+    # a fit that failed its diagnostics fails the run
+    state["problems"].append("max R-hat 1.200 > 1.01")
+    assert _simulate(tmp_path / "b").failed
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"entry": []}, "name at least one entry point, e.g. --entry internet:attackerAccess"),
+        ({"targets": []}, "name at least one target step, e.g. --target dc:execute"),
+        ({"scale": "nosuch"}, "--scale 'nosuch': not a family of the evidence; families: "),
+    ],
+)
+def test_simulation_refuses_before_any_fit(sim_fits, tmp_path, kw, message):
+    calls, _ = sim_fits
+    with pytest.raises(InputError) as err:
+        _simulate(tmp_path, **kw)
+    assert str(err.value).startswith(message) and not calls
+
+
+@pytest.mark.parametrize(("draws", "episodes"), [(19, 64), (20, 0)])
+def test_simulation_needs_20_draws_and_an_episode(sim_fits, tmp_path, draws, episodes):
+    from attackprev.analysis.simulation import SimulationSettings
+
+    with pytest.raises(InputError) as err:
+        _simulate(tmp_path, settings=SimulationSettings(draws=draws, episodes=episodes))
+    assert str(err.value) == "--draws must be at least 20 and --episodes at least 1"
