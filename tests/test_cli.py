@@ -276,3 +276,45 @@ def test_fresh_fit_all_with_two_techniques_carries_a_failed_multi_technique_fit_
         assert any("bulk ESS" in p for p in summary["diagnostics"]["problems"])
         head = (out / tid / "report.md").read_text().split("## The question")[0]
         assert "not the default multi-source model** — --data" in head and "FAILED ITS DIAGNOSTICS" in head
+
+
+# -- options through the command line, in process, with values that change the answer -------------------------
+def _fit_in_process(tmp_path, *args):
+    from typer.testing import CliRunner
+
+    from attackprev.cli import app
+
+    result = CliRunner().invoke(app, ["fit", *args, "--engine", "exact", "--no-figures", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _exact_mean(technique, overrides=None):
+    from attackprev.config import OBSERVATIONS_CSV, SOURCES_CSV
+    from attackprev.evidence.tables import load_evidence
+    from attackprev.inference.exact import fit_exact
+    from attackprev.model.priors import PRIORS
+
+    obs = [
+        o for o in load_evidence(OBSERVATIONS_CSV, SOURCES_CSV, overrides).observations if o.technique_id == technique
+    ]
+    return fit_exact([o.successes for o in obs], [o.trials for o in obs], PRIORS["halfnormal1"]).mu.mean
+
+
+def test_trials_override_reaches_the_counts(tmp_path):
+    """--trials mtrends2020=454 (3.96 % of 454 = 18): the headline is the exact engine's on 18 of 454."""
+    _fit_in_process(tmp_path / "a", "T1102", "--trials", "mtrends2020=454")
+    summary = json.loads((tmp_path / "a" / "t1102" / "summary.json").read_text())
+    mtrends = next(e for e in summary["evidence"] if e["source_id"] == "mtrends2020")
+    assert (mtrends["successes"], mtrends["trials"]) == (18, 454)
+    assert summary["prevalence"]["mean"] == pytest.approx(_exact_mean("T1102", {"mtrends2020": 454}), rel=1e-5)
+    assert summary["prevalence"]["mean"] != pytest.approx(_exact_mean("T1102"), rel=1e-3)
+
+
+def test_several_techniques_in_one_call(tmp_path):
+    result = _fit_in_process(tmp_path, "T1102", "T1003")
+    for t in ("T1102", "T1003"):
+        summary = json.loads((tmp_path / t.lower() / "summary.json").read_text())
+        assert summary["technique_id"] == t
+        assert summary["prevalence"]["mean"] == pytest.approx(_exact_mean(t), rel=1e-5)
+    assert [line.split(":")[0] for line in result.output.splitlines() if line.startswith("T1")] == ["T1102", "T1003"]

@@ -67,6 +67,7 @@ def _summary(out, technique="t1102"):
 
 #: Not the defaults, so each is seen to arrive; tiny, so the single-technique MCMC fit kept beside the
 #: headline takes a fraction of a second (too few draws for its diagnostics: runs with a technique "fail")
+ROOT = Path(__file__).resolve().parent.parent
 QUICK = {"draws": 100, "tune": 100, "chains": 2, "figures": False}
 D, C = 100, 2
 
@@ -140,6 +141,16 @@ def test_all_writes_the_catalogue_of_those_draws(fits, evidence, table, tmp_path
     assert summary["counts"] == {"techniques": 4, "observations": 9, "sources": 4, "families": 3, "without_target": 2}
     layers = sorted(p.name for p in (folder / "layers").iterdir())
     assert layers == ["enterpriselang_shift.json", "groups.json", "malware.json", "mtrends.json"]
+    groups = json.loads((folder / "layers" / "groups.json").read_text())
+    assert groups["name"] == "attackprev: groups (groups)" and "a share of adversary groups" in groups["description"]
+    # the model comparison's runner-up (the committed reports/validation/model_comparison.csv) beside each estimate
+    with (ROOT / "reports" / "validation" / "model_comparison.csv").open(newline="") as fh:
+        compared = {r["technique_id"] for r in csv.DictReader(fh)}
+    assert summary["runner_up"]["techniques"] == len(compared & set(rows)) == 4
+    assert summary["runner_up"]["model"] is not None and rows["T1102"]["runner_up_model"]
+    # the headline technique's new-report rates, one per family
+    assert set(summary["headline_predictive"]) == {"mtrends", "groups", "malware"}
+    assert {r["technique_id"] for r in summary["headline_predictive"].values()} == {"T1102"}
     assert (folder / "index.html").stat().st_size > 1000
 
 
@@ -170,7 +181,7 @@ def test_exact_engine_and_weights_reach_the_single_technique_headline(evidence, 
 
 
 # -- attackprev simulate's pipeline ------------------------------------------------------------------
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "simulation"
+EXAMPLE = ROOT / "examples" / "simulation"
 ENTRY, TARGET = ["internet:attackerAccess"], ["dc:execute", "ws-00:execute"]
 
 
@@ -253,3 +264,89 @@ def test_simulation_needs_20_draws_and_an_episode(sim_fits, tmp_path, draws, epi
     with pytest.raises(InputError) as err:
         _simulate(tmp_path, settings=SimulationSettings(draws=draws, episodes=episodes))
     assert str(err.value) == "--draws must be at least 20 and --episodes at least 1"
+
+
+# -- defaults, progress lines and the multi-technique branch ----------------------------------------
+def test_defaults_write_reports_here_quietly_with_the_command_that_made_them(evidence, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run = run_fit(["T1102"], evidence, RunOptions(engine="exact", figures=False), echo=lambda line: None)
+    assert run.targets == [Path("reports") / "t1102"] and not (tmp_path / "reports" / "techniques").exists()
+    assert _summary(tmp_path / "reports")["reproduce"]["command"] == "attackprev fit T1102"
+    assert capsys.readouterr().err == ""  # no progress lines unless asked
+    lines = []
+    run_fit(["T1102"], evidence, RunOptions(engine="exact", figures=False), out="o", echo=lines.append, progress=True)
+    assert capsys.readouterr().err == "fitting T1102 (exact, prior halfnormal1) ...\n"
+    assert lines[0] == (
+        "note: the headline is the single-technique model, not the default: --engine exact computes the "
+        "single-technique model (this technique's sources alone) on a grid; the default multi-source model is "
+        "sampled by MCMC"
+    )
+    assert lines[1].startswith("T1102: Bernoulli(") and "(single-technique model, exact; mean " in lines[1]
+    assert lines[1].endswith(f"diagnostics passed) -> {Path('o') / 't1102'}") and len(lines) == 2
+
+
+def test_progress_lines_and_the_fit_line_of_the_multi_source_model(fits, evidence, table, tmp_path, capsys):
+    lines = []
+    run_fit(
+        [], evidence, RunOptions(seed=5, **QUICK), out=tmp_path, all_techniques=True, table=table, echo=lines.append
+    )
+    assert capsys.readouterr().err == ""
+    run_fit(
+        ["T1102"], evidence, RunOptions(seed=5, **QUICK), out=tmp_path, table=table, progress=True, echo=lines.append
+    )
+    assert capsys.readouterr().err.splitlines()[:2] == [
+        "multi-source model: looking for a saved fit, else fitting (about 3 minutes) ...",
+        "fitting T1102 (mcmc, prior halfnormal1) ...",
+    ]
+    import re
+
+    fit_line = re.compile(
+        r"multi-source model: 4 techniques, 4 sources, seed 5, 2 chains × 100 draws after 100 tuning steps "
+        r"\(reused the cache in \d+\.\d s; diagnostics passed\)"
+    )
+    assert fit_line.fullmatch(lines[0]) and fit_line.fullmatch(lines[2])
+    x = _truth(table, 5, D, C)
+    lo, hi = hdi(x)
+    assert lines[1] == (
+        f"catalogue on the mtrends scale -> {tmp_path / 'techniques'} "
+        f"(T1102: {x.mean():.4f}, 94 % HDI {lo:.4f}-{hi:.4f})"
+    )
+
+
+SMALL_MULTI = {"model": "multi", "draws": 100, "tune": 100, "chains": 2, "figures": False}
+
+
+def test_the_multi_technique_branch(tmp_path):
+    """--model multi on a small --data file: the catalogue fit (saved in the user's cache after the first run, so
+    a rerun takes seconds), its line, its report with --all, the note, and a failed fit failing the run."""
+    from tests.conftest import write_csv
+    from tests.test_pipeline import SMALL
+
+    small = load_evidence(write_csv(tmp_path / "small.csv", SMALL), None)
+    lines = []
+    run = run_fit(
+        ["T1102"], small, RunOptions(**SMALL_MULTI), out=tmp_path / "a", all_techniques=True, echo=lines.append
+    )
+    assert run.failed  # 2 × 100 draws cannot pass the diagnostics
+    assert run.targets == [tmp_path / "a" / "techniques", tmp_path / "a" / "t1102"]
+    import re
+
+    assert re.fullmatch(
+        r"multi-technique model: 6 techniques, variant \w+, seed 20201102, 2 chains × 100 draws after 100 tuning "
+        r"steps \((fitted|reused \S+) in \d+\.\d s; DIAGNOSTICS FAILED\)",
+        lines[0],
+    ), lines[0]
+    assert lines[1] == f"catalogue report -> {tmp_path / 'a' / 'techniques'}"
+    assert lines[2] == (
+        "note: the headline is the multi-technique model, not the default: --model multi: the four sources of "
+        "enterpriseLang's notes, treated as measuring the same thing, not the default multi-source model"
+    )
+    summary = _summary(tmp_path / "a")
+    assert summary["model"] == "multi-technique" and summary["reproduce"]["command"] == "attackprev fit --all T1102"
+    with (tmp_path / "a" / "techniques" / "catalogue.csv").open(newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["technique_id"] == "T1102")
+    assert summary["prevalence"]["mean"] == pytest.approx(float(row["mean"]), rel=1e-4)
+    # the saved catalogue beside the report is what a second run reuses
+    again = []
+    run_fit(["T1102"], small, RunOptions(**SMALL_MULTI), out=tmp_path / "a", echo=again.append)
+    assert f"reused {tmp_path / 'a' / 'techniques' / 'posterior.nc'} in " in again[0]
