@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.optimize
 import scipy.stats
-from scipy.special import expit
+from scipy.special import expit, logit
 
-from attackprev.inference.exact import fit_exact
+from attackprev.inference.exact import ExactPosterior, fit_exact, monotone_inverse, shortest_interval
 from attackprev.model.likelihood import log_marginal
 from attackprev.model.priors import PRIORS, kappa_bounds
 from tests.grid_reference import grid_mu, grid_summaries
@@ -136,3 +139,189 @@ def test_every_summary_matches_a_finer_independent_grid(name, y, n, w):
     assert ex.cdf_mu(median) == pytest.approx(0.5, abs=5e-3)
     assert ex.cdf_mu(hi) - ex.cdf_mu(lo) == pytest.approx(0.94, abs=5e-3)
     assert ex.cdf_mu(0.0) == 0.0 and ex.cdf_mu(1.0) == pytest.approx(1.0)
+
+
+# -- hand-worked and closed-form checks of the pieces (mutation survivors) -----------------------------
+def test_shortest_interval_of_a_normal_is_its_central_interval():
+    # the 2001 lower levels are multiples of 0.06/2000, so the symmetric optimum 0.03 is one of them
+    lo, hi = shortest_interval(scipy.stats.norm.ppf)
+    assert (lo, hi) == pytest.approx(scipy.stats.norm.interval(0.94), abs=1e-9)
+
+
+def test_monotone_inverse_on_hand_worked_cdfs():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    # linear, then a flat tail: the tail point is dropped and the quantile is 2q (PCHIP is exact on lines)
+    q = monotone_inverse(np.array([0.0, 0.5, 1.0, 1.0]), x)
+    assert q(np.array([0.0, 0.25, 0.5, 0.75, 1.0])) == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0], abs=1e-12)
+    # levels outside [0, 1] are clamped to the ends
+    assert q(np.array([-0.5, 1.5])) == pytest.approx([0.0, 2.0], abs=1e-12)
+    # a rise of exactly 1e-15 counts as flat: x = 1 is dropped, so q(1e-15) stays at the start
+    q = monotone_inverse(np.array([0.0, 1e-15, 0.5, 1.0]), x)
+    assert float(q(1e-15)) == pytest.approx(0.0, abs=1e-9)
+    assert float(q(0.5)) == pytest.approx(2.0, abs=1e-12)
+    # a CDF ending below 1: the missing third of the mass is put up to the last x, here along the same line
+    q = monotone_inverse(np.array([0.0, 1 / 3, 2 / 3, 2 / 3]), x)
+    assert q(np.array([0.5, 5 / 6, 1.0])) == pytest.approx([1.5, 2.5, 3.0], abs=1e-12)
+    # a CDF starting above 0: the mass below the first point sits at it
+    q = monotone_inverse(np.array([0.2, 0.6, 1.0]), x[:3])
+    assert q(np.array([0.0, 0.1, 0.4, 0.8])) == pytest.approx([0.0, 0.0, 0.5, 1.5], abs=1e-12)
+
+
+def test_cdf_of_mu_at_and_beyond_the_ends():
+    ex = fit_exact([1, 30], [100, 100], PRIORS["halfnormal1"])
+    # exact, not approximate: P(μ ≤ 1) = 1 and P(μ ≤ 0) = 0 (the marginal mass here sums to 1 − 1 ulp)
+    assert ex.cdf_mu(1.0) == 1.0 and ex.cdf_mu(0.0) == 0.0
+    assert ex.cdf_mu(1.5) == 1.0 and ex.cdf_mu(-0.5) == 0.0
+    assert ex.compare(1.5)["prob_greater"] == 0.0
+
+
+def test_kappa_hdi_reaches_the_prior_bound_it_piles_up_against():
+    # over-dispersed sources: p(log κ) decreases from the Pareto minimum κ = 1, so the HDI starts there
+    pareto = fit_exact([1, 30], [100, 100], PRIORS["pareto"])
+    assert pareto.kappa.hdi_94[0] == pytest.approx(1.0, rel=1e-9)
+    # identical proportions: p(log κ) increases up to the log-uniform prior's upper bound 1e5, where the HDI ends
+    flat = fit_exact([10, 10, 10], [100, 100, 100], PRIORS["loguniform"])
+    assert flat.kappa.hdi_94[1] == pytest.approx(1e5, rel=1e-9)
+    reference = grid_summaries(PRIORS["loguniform"], [10, 10, 10], [100, 100, 100], [1.0, 1.0, 1.0])["kappa"]
+    assert flat.kappa.median == pytest.approx(reference[2], rel=5e-3)
+
+
+def _one_cell(mu: float, kappa: float, resolution: int = 32, at: int = 10, h: float = 0.05) -> ExactPosterior:
+    """A posterior with all its mass in one grid cell, at (μ, κ): θ_new is then exactly Beta(μκ, (1 − μ)κ)."""
+    mass = np.zeros((resolution, resolution))
+    mass[at, at] = 1.0
+    steps = h * (np.arange(resolution) - at)
+    return ExactPosterior(
+        prior=PRIORS["halfnormal1"],
+        sources=(),
+        successes=np.zeros(0),
+        trials=np.zeros(0),
+        weights=np.zeros(0),
+        logit_mu=logit(mu) + steps,
+        log_kappa=np.log(kappa) + steps,
+        mass=mass,
+        resolution=resolution,
+        log_evidence=np.nan,
+    )
+
+
+def _beta_hdi(a: float, b: float, prob: float = 0.94) -> tuple[float, float]:
+    """HDI of a unimodal Beta: the interval of mass ``prob`` whose ends have equal density."""
+    d = scipy.stats.beta(a, b)
+    p = scipy.optimize.brentq(lambda p: d.pdf(d.ppf(p + prob)) - d.pdf(d.ppf(p)), 1e-9, 1 - prob - 1e-9, xtol=1e-14)
+    return float(d.ppf(p)), float(d.ppf(p + prob))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "hdi", "tol"),
+    [
+        (2.0, 30.0, None, 1e-4),  # unimodal: equal-density ends
+        (200.0, 30000.0, None, 1e-4),  # narrow, near 0
+        (1.0, 0.5, "upper", 1e-4),  # density rising to θ = 1: the HDI ends at 1
+        (0.5, 1.0, "lower", 1e-4),  # density falling from θ = 0: the HDI starts at 0
+        (0.0195, 1.0, "lower", 1e-4),  # median 2^(-1/0.0195) ≈ 4e-16, in the first cells of the logit grid
+        (5.0, 1.0, "upper", 2e-7),  # smooth on the logit scale: tabulated to ~2e-8
+    ],
+)
+def test_theta_of_a_one_cell_posterior_is_that_beta(a, b, hdi, tol):
+    s = _one_cell(a / (a + b), a + b).theta_new
+    d = scipy.stats.beta(a, b)
+    assert s.mean == pytest.approx(d.mean(), rel=1e-12)
+    assert s.sd == pytest.approx(d.std(), rel=1e-9)
+    assert s.median == pytest.approx(d.median(), rel=tol, abs=0.0)
+    if hdi is None:
+        ref = _beta_hdi(a, b)
+    else:
+        ref = (0.0, float(d.ppf(0.94))) if hdi == "lower" else (float(d.ppf(0.06)), 1.0)
+    # the bound at 0 or 1 exactly, the other within 2e-5 (the 2001 lower levels of shortest_interval are 3e-5 apart)
+    assert s.hdi_94[0] == pytest.approx(ref[0], rel=0.0, abs=1e-300 if hdi == "lower" else min(tol, 2e-5))
+    assert s.hdi_94[1] == pytest.approx(ref[1], rel=0.0, abs=1e-9 if hdi == "upper" else min(tol, 2e-5))
+
+
+def test_compressed_mixture_keeps_every_cell_above_1e_12_of_the_heaviest():
+    # 32 cells a side, 32 blocks: one component per cell, at the cell's own (μ, κ)
+    ex = _one_cell(0.2, 5.0)
+    mass = np.zeros((32, 32))
+    heavy = 0.5
+    mass[10, 10], mass[3, 20], mass[25, 7] = heavy, 0.3, 0.2 - 2e-12  # kept
+    mass[5, 5] = 1e-12 * heavy  # exactly 1e-12 of the heaviest: dropped
+    mass[30, 30] = 1.5e-12  # 3e-12 of the heaviest: kept
+    ex = dataclasses.replace(ex, mass=mass)
+    a, b, w = ex._compressed_mixture(None)
+    rows, cols = np.array([3, 10, 25, 30]), np.array([20, 10, 7, 30])  # row-major order of the blocks
+    mu, kappa = expit(ex.logit_mu[rows]), np.exp(ex.log_kappa[cols])
+    kept = mass[rows, cols]
+    assert a == pytest.approx(mu * kappa, rel=1e-12) and b == pytest.approx((1 - mu) * kappa, rel=1e-12)
+    assert w == pytest.approx(kept / kept.sum(), rel=1e-14)
+    assert w.sum() == pytest.approx(1.0, abs=1e-15)
+    # a source's data are added to each component
+    ex = dataclasses.replace(ex, successes=np.array([3.0]), trials=np.array([10.0]), weights=np.array([0.5]))
+    a_s, b_s, _ = ex._compressed_mixture(0)
+    assert a_s == pytest.approx(mu * kappa + 1.5, rel=1e-12) and b_s == pytest.approx((1 - mu) * kappa + 3.5, rel=1e-12)
+
+
+def test_compressed_mixture_merges_blocks_at_their_centre_of_mass():
+    # 64 cells a side, 32 blocks: 2 × 2 cells per block, each at the mass-weighted mean of its logit μ and log κ
+    ex = _one_cell(0.2, 5.0, resolution=64)
+    mass = np.zeros((64, 64))
+    mass[10, 10], mass[10, 11], mass[11, 11] = 0.5, 0.3, 0.2
+    ex = dataclasses.replace(ex, mass=mass)
+    a, b, w = ex._compressed_mixture(None)
+    u = 0.8 * ex.logit_mu[10] + 0.2 * ex.logit_mu[11]
+    v = 0.5 * ex.log_kappa[10] + 0.5 * ex.log_kappa[11]
+    assert w == pytest.approx([1.0])
+    assert a == pytest.approx([expit(u) * np.exp(v)], rel=1e-12)
+    assert b == pytest.approx([(1 - expit(u)) * np.exp(v)], rel=1e-12)
+
+
+def test_theta_quantiles_match_the_brute_force_beta_mixture():
+    # at 32 cells a side every cell is its own component; the mixture's CDF and density summed over all the cells
+    # with scipy.stats.beta must put 1/2 below the median, 0.94 in the HDI and equal density at its ends
+    ex = fit_exact([3, 40, 12], [50, 400, 90], PRIORS["pareto"], resolution=32)
+    mu, kappa = expit(ex.logit_mu)[:, None], np.exp(ex.log_kappa)[None, :]
+    for i, s in enumerate(ex.sources):
+        a = (mu * kappa + ex.successes[i]).ravel()
+        b = ((1 - mu) * kappa + ex.trials[i] - ex.successes[i]).ravel()
+        w = ex.mass.ravel()
+
+        def cdf(t, a=a, b=b, w=w):
+            return float(scipy.stats.beta.cdf(t, a, b) @ w)
+
+        def pdf(t, a=a, b=b, w=w):
+            return float(scipy.stats.beta.pdf(t, a, b) @ w)
+
+        summary = ex.theta[s]
+        lo, hi = summary.hdi_94
+        assert cdf(summary.median) == pytest.approx(0.5, abs=5e-5), s
+        assert cdf(hi) - cdf(lo) == pytest.approx(0.94, abs=2e-5), s
+        assert pdf(lo) == pytest.approx(pdf(hi), rel=5e-3), s
+
+
+def test_a_point_on_an_hdi_bound_is_inside_it():
+    ex = fit_exact(*T1102, PRIORS["halfnormal1"])
+    lo, hi = ex.mu.hdi_94
+    assert ex.compare(lo)["inside_hdi_94"] and ex.compare(hi)["inside_hdi_94"]
+    assert ex.compare(lo)["point_estimate"] == lo
+    assert not ex.compare(hi * 1.01)["inside_hdi_94"]
+
+
+def test_figures_and_accuracy_report_the_refit_on_a_grid_twice_as_fine():
+    kwargs = {"sources": ["m", "s"], "weights": [0.5, 1.0]}
+    ex = fit_exact(*T1102, PRIORS["halfnormal1"], resolution=64, **kwargs)
+    figures = ex.figures()
+    summaries = {"mu": ex.mu, "theta_new": ex.theta_new, "theta[m]": ex.theta["m"], "theta[s]": ex.theta["s"]}
+    for name, s in summaries.items():
+        got = [figures[f"{name}.{k}"] for k in ("mean", "sd", "median", "hdi_lo", "hdi_hi")]
+        assert got == [s.mean, s.sd, s.median, *s.hdi_94], name
+    assert len(figures) == 20
+    # the same data, weights and names refitted with 128 cells a side, the changes recomputed here
+    finer = fit_exact(*T1102, PRIORS["halfnormal1"], resolution=128, **kwargs).figures()
+    moved = {k: abs(figures[k] - finer[k]) for k in figures}
+    worst = max(moved.items(), key=lambda kv: kv[1])
+    assert ex.accuracy() == {
+        "resolution": 64,
+        "refined_resolution": 128,
+        "max_abs_change": float(f"{worst[1]:.2g}"),
+        "max_abs_change_figure": worst[0],
+        "mu_mean_change": float(f"{moved['mu.mean']:.2g}"),
+    }
