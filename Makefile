@@ -8,7 +8,7 @@ SHELL  := bash
 # pip warns once per package about index folders named in this machine's pip.conf that do not exist; hide that line only
 PIPQUIET := 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: report test test-fast lint format bench validation clean-venv
+.PHONY: report test test-fast lint format bench validation mutation clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	@py=$$(scripts/find-python) || exit 1; \
@@ -49,6 +49,16 @@ validation: $(STAMP)
 	$(PY) -m attackprev.validation.comparison
 	$(PY) -m attackprev.validation.summary
 	$(PY) -m attackprev.validation
+
+# mutation testing of the statistical core and the run pipeline (modules: pyproject.toml [tool.mutmut]), then the
+# issue's known bug classes replayed one at a time (mutation/known_bugs/), then reports/mutation.md; about two hours
+mutation: $(STAMP)
+	@$(PY) -m pip install --quiet -c constraints.txt -e '.[mutation]' $(PIPQUIET)
+	rm -rf mutants
+	start=$$(date +%s); $(VENV)/bin/mutmut run --max-children 2 >mutation/run.log 2>&1 || { tail -n 40 mutation/run.log; exit 1; }; \
+	minutes=$$(( ($$(date +%s) - start + 30) / 60 )); \
+	$(PY) scripts/replay-known-bugs --json mutation/known_bugs.json; \
+	$(PY) scripts/mutation-report --minutes $$minutes
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --json reports/benchmarks.json  # the raw figures too: --from-json re-renders them

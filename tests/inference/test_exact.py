@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.integrate
 import scipy.optimize
+import scipy.special
 import scipy.stats
 from scipy.special import expit, logit
 
@@ -325,3 +326,29 @@ def test_figures_and_accuracy_report_the_refit_on_a_grid_twice_as_fine():
         "max_abs_change_figure": worst[0],
         "mu_mean_change": float(f"{moved['mu.mean']:.2g}"),
     }
+
+
+def test_mu_density_is_the_marginal_per_unit_of_mu():
+    """The density of μ integrates to 1 over μ, has the posterior mean, and matches the finer grid's density."""
+    ex = fit_exact(*T1102, PRIORS["halfnormal1"])
+    mu, dens = ex.mu_density()
+    assert scipy.integrate.trapezoid(dens, mu) == pytest.approx(1.0, abs=2e-3)
+    assert scipy.integrate.trapezoid(mu * dens, mu) == pytest.approx(ex.mu.mean, rel=5e-3)
+    ref = grid_mu(*T1102, PRIORS["halfnormal1"])
+    # density of logit μ / (μ (1 − μ)) is the density of μ
+    want = np.interp(scipy.special.logit(mu), ref.u, ref.density) / (mu * (1 - mu))
+    peak = dens.argmax()
+    assert dens[peak] == pytest.approx(want[peak], rel=2e-2)
+
+
+def test_summary_as_plain_data_and_mismatched_data_refused():
+    from attackprev.inference.exact import Summary
+
+    assert Summary(0.1, 0.02, 0.09, (0.05, 0.15)).to_dict() == {
+        "mean": 0.1,
+        "sd": 0.02,
+        "median": 0.09,
+        "hdi_94": [0.05, 0.15],
+    }
+    with pytest.raises(ValueError):  # three counts, two denominators
+        fit_exact([1, 2, 3], [10, 20], PRIORS["halfnormal1"])
