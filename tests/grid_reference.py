@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.optimize
+import scipy.stats
 from scipy.integrate import cumulative_trapezoid, trapezoid
 from scipy.special import betaln, expit, logit
 
@@ -136,3 +138,12 @@ def grid_summaries(prior: Prior, successes, trials, weights, cells: int = 1500) 
         m2 = np.sum(p * aa * (aa + 1) / ((aa + bb) * (aa + bb + 1)))
         out["theta_new" if i == 0 else f"theta_{i - 1}"] = (m1, np.sqrt(m2 - m1**2))
     return out
+
+
+def beta_hdi(a: float, b: float, prob: float = 0.94) -> tuple[float, float]:
+    """The shortest interval holding ``prob`` of Beta(a, b), by minimising its width over the lower tail's mass."""
+    dist = scipy.stats.beta(a, b)
+    res = scipy.optimize.minimize_scalar(
+        lambda q: dist.ppf(q + prob) - dist.ppf(q), bounds=(0.0, 1.0 - prob), method="bounded", options={"xatol": 1e-10}
+    )
+    return float(dist.ppf(res.x)), float(dist.ppf(res.x + prob))

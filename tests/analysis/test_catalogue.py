@@ -22,6 +22,7 @@ from attackprev.inference.catalogue import CatalogueResult, CatalogueSettings
 from attackprev.inference.diagnostics import Diagnostics
 from attackprev.model.catalogue import VARIANTS, CatalogueData
 from attackprev.model.priors import CataloguePriors
+from tests.grid_reference import beta_hdi
 
 CHAINS, DRAWS = 4, 2000
 #: Beta(a, b) of each technique's μ and θ_new. T1102: mean 0.03, far below its published 0.0445;
@@ -35,15 +36,6 @@ HYPER = {
     "log_kappa_sd": (0.7, 1),
 }
 OFFSET = (0.4, 0.3)
-
-
-def beta_hdi(a: float, b: float, prob: float = 0.94) -> tuple[float, float]:
-    """The shortest interval holding ``prob`` of Beta(a, b), by minimising its width over the lower tail's mass."""
-    dist = scipy.stats.beta(a, b)
-    res = scipy.optimize.minimize_scalar(
-        lambda q: dist.ppf(q + prob) - dist.ppf(q), bounds=(0.0, 1.0 - prob), method="bounded", options={"xatol": 1e-10}
-    )
-    return float(dist.ppf(res.x)), float(dist.ppf(res.x + prob))
 
 
 @pytest.fixture(scope="module")

@@ -18,22 +18,13 @@ from attackprev.inference.catalogue import CatalogueResult, CatalogueSettings
 from attackprev.inference.diagnostics import Diagnostics
 from attackprev.model.catalogue import CatalogueData
 from attackprev.model.priors import PRIORS, CataloguePriors
-from tests.grid_reference import grid_mu
+from tests.grid_reference import beta_hdi, grid_mu
 
 PRIOR = PRIORS["halfnormal1"]
 CHAINS, DRAWS = 4, 2500
 MU = (30.0, 970.0)  # T1102's μ_t in the known posterior: mean 0.03, well below enterpriseLang's 0.0445
 NEW = (3.0, 97.0)
 LOG_KAPPA = (3.0, 0.5)
-
-
-def beta_hdi(a: float, b: float, prob: float = 0.94) -> tuple[float, float]:
-    """The shortest interval holding ``prob`` of Beta(a, b), by minimising its width over the lower tail's mass."""
-    dist = scipy.stats.beta(a, b)
-    res = scipy.optimize.minimize_scalar(
-        lambda q: dist.ppf(q + prob) - dist.ppf(q), bounds=(0.0, 1.0 - prob), method="bounded", options={"xatol": 1e-10}
-    )
-    return float(dist.ppf(res.x)), float(dist.ppf(res.x + prob))
 
 
 @pytest.fixture(scope="module")
