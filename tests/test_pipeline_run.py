@@ -37,21 +37,31 @@ def table():
     return small_table()
 
 
-@pytest.fixture
-def fits(monkeypatch, table):
-    """Replace the cached multi-source fit; record every call's settings."""
-    calls = []
-    state = {"problems": []}
+def replace_fit(monkeypatch, size: tuple[int, int] | None = None):
+    """Replace the cached multi-source fit by :func:`posterior_result` draws; record every call's settings.
+
+    ``size`` (chains, draws): a fixed posterior size; by default the settings run_fit passes, which the result
+    then records as its own. Returns the calls and a state whose ``problems`` the fake fit reports.
+    """
+    calls, state = [], {"problems": []}
 
     def fake(tab, priors=None, settings=None, reference="mtrends", exclude_sources=(), *, refit=False, progress=False):
         calls.append({"settings": settings, "refit": refit, "table": tab})
-        result = posterior_result(tab, chains=settings.chains, draws=settings.draws, seed=settings.seed)
-        result.settings = settings
+        chains, draws = size or (settings.chains, settings.draws)
+        result = posterior_result(tab, chains=chains, draws=draws, seed=settings.seed)
+        if size is None:
+            result.settings = settings
         result.diagnostics.problems.extend(state["problems"])
         return result, "the cache"
 
     monkeypatch.setattr("attackprev.inference.synthesis_cache.cached_fit_synthesis", fake)
     return calls, state
+
+
+@pytest.fixture
+def fits(monkeypatch):
+    """The multi-source fit replaced by draws of the size run_fit asks for."""
+    return replace_fit(monkeypatch)
 
 
 def _truth(table, seed, draws, chains, technique="T1102", family="mtrends"):
@@ -188,16 +198,7 @@ ENTRY, TARGET = ["internet:attackerAccess"], ["dc:execute", "ws-00:execute"]
 @pytest.fixture
 def sim_fits(monkeypatch):
     """The real count table's fit replaced by a small numpy posterior (1 chain × 60 draws)."""
-    calls, state = [], {"problems": []}
-
-    def fake(tab, priors=None, settings=None, reference="mtrends", exclude_sources=(), *, refit=False, progress=False):
-        calls.append({"settings": settings, "refit": refit})
-        result = posterior_result(tab, chains=1, draws=60, seed=settings.seed)
-        result.diagnostics.problems.extend(state["problems"])
-        return result, "the cache"
-
-    monkeypatch.setattr("attackprev.inference.synthesis_cache.cached_fit_synthesis", fake)
-    return calls, state
+    return replace_fit(monkeypatch, size=(1, 60))
 
 
 def _simulate(out, scale="mtrends", **kw):
