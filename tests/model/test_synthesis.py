@@ -130,10 +130,12 @@ def test_levels_offsets_and_departures_add_up_to_the_cell_logits():
     model = build_synthesis_model(data, SynthesisPriors())
     rng = np.random.default_rng(11)
     point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
-    outputs = [model[v] for v in ("a", "b", "c", "phi", "d")]
+    # at the point's values, not at fresh random draws of the variables (which would vary from run to run)
+    outputs = model.replace_rvs_by_values([model[v] for v in ("a", "b", "c", "phi", "d")])
     a, b, c, phi, d = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
     b_bar = float(np.mean(b[data.complete]))
-    assert b[0] == 0.0 and abs(b_bar) > 0.1  # a point where the complete families' offset matters
+    assert b[0] == 0.0 and b_bar == point["b_complete_mean"]  # one complete family: b̄ is its offset
+    assert abs(b_bar) > 0.1  # a point where the complete families' offset matters
     assert np.allclose(a, c - b_bar)
     tech = [data.techniques.index(t) for t, _ in data.cells]
     fam = [data.families.index(f) for _, f in data.cells]
