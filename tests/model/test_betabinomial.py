@@ -130,3 +130,37 @@ def test_conditional_rates_are_the_closed_form_betas():
     for name, (sample, ref) in expected.items():
         assert scipy.stats.kstest(sample, ref.cdf).pvalue > 1e-3, name
         assert sample.mean() == pytest.approx(ref.mean(), abs=4 * ref.std() / np.sqrt(draws)), name
+
+
+@pytest.mark.parametrize("weights", [None, [1, 0]])
+def test_model_variables_dims_and_data(weights):
+    """Exactly these named variables, dims and data; counts and weights stored as float64 even from integers.
+
+    Omitted weights are one per source. The refit path (``pm.set_data``) and the reports read these names.
+    """
+    from attackprev.model.betabinomial import build_model
+
+    model = build_model([9, 47], [227, 951], ["mtrends2020", "sok2019"], PRIORS["halfnormal1"], weights)
+    assert set(model.named_vars) == {
+        "successes",
+        "trials",
+        "weight",
+        "mu",
+        "log_kappa",
+        "kappa",
+        "kappa_prior",
+        "likelihood",
+    }
+    assert dict(model.named_vars_to_dims) == {name: ("source",) for name in ("successes", "trials", "weight")}
+    assert {k: tuple(v) for k, v in model.coords.items()} == {"source": ("mtrends2020", "sok2019")}
+    assert [v.name for v in model.free_RVs] == ["mu", "log_kappa"]
+    assert [v.name for v in model.deterministics] == ["kappa"]
+    assert [v.name for v in model.potentials] == ["kappa_prior", "likelihood"]
+    data = {v.name: v.get_value() for v in model.data_vars}
+    assert list(data) == ["successes", "trials", "weight"]
+    assert {k: v.dtype for k, v in data.items()} == dict.fromkeys(data, np.dtype("float64"))
+    assert [v.tolist() for v in data.values()] == [
+        [9.0, 47.0],
+        [227.0, 951.0],
+        [1.0, 1.0] if weights is None else [1.0, 0.0],
+    ]
