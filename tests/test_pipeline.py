@@ -342,3 +342,38 @@ def test_the_plan_carries_engine_prior_weights_and_target(bundled, v2):
     assert plan_run(RunOptions(model="multi", seed=4), bundled, [], True, v2).multi.seed == 4
     with pytest.raises(InputError, match=r"^--seed: nothing is sampled"):
         plan_run(RunOptions(model="single", engine="exact", seed=4), bundled, ["T1102"], False, v2)
+
+
+LIBRARIES = ("pymc", "pytensor", "arviz", "numba")
+
+
+@pytest.fixture
+def library_logging():
+    """The libraries' loggers set to NOTSET and the root logger to WARNING for the test, restored after it."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in LIBRARIES] + [logging.getLogger()]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers[:-1]:
+        lg.setLevel(logging.NOTSET)
+    loggers[-1].setLevel(logging.WARNING)
+    yield
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.setLevel(level)
+
+
+def test_quiet_libraries_silences_the_libraries_and_only_them(library_logging):
+    import logging
+    import warnings
+
+    from attackprev.pipeline import quiet_libraries
+
+    with warnings.catch_warnings():  # restores the filters on leaving
+        warnings.resetwarnings()
+        quiet_libraries()
+        ignored = [(f[0], f[2]) for f in warnings.filters]
+    assert sorted(ignored, key=str) == sorted(
+        [("ignore", FutureWarning), ("ignore", UserWarning), ("ignore", RuntimeWarning)], key=str
+    )
+    assert [logging.getLogger(name).level for name in LIBRARIES] == [logging.ERROR] * 4
+    assert logging.getLogger().level == logging.WARNING  # the root logger (everything else) is left as it was
