@@ -140,6 +140,96 @@ def test_derived_rates_are_the_closed_form_betas():
         assert scipy.stats.kstest(derived["theta"].values[0, :, i], ref.cdf).pvalue > 1e-3, data.labels[i]
 
 
+def test_derived_tree_groups_names_dims_and_log_likelihood():
+    """The tree add_catalogue_derived returns, written out: its groups, the posterior without the sampler's
+    auxiliaries, each variable's dims and coords, integer data, the pointwise log-likelihood against scipy's
+    beta-binomial (binomial coefficient included), and draws reproducible from the seed's documented stream."""
+    import scipy.stats
+    import xarray as xr
+    from scipy.special import expit, logit
+
+    from attackprev.model.catalogue import add_catalogue_derived
+
+    data = CatalogueData(
+        techniques=["T1003", "T1102"],
+        sources=["ref", "other"],
+        technique_idx=np.array([1, 1, 0]),
+        source_idx=np.array([0, 1, 0]),
+        successes=np.array([9.0, 47.0, 30.0]),
+        trials=np.array([227.0, 951.0, 100.0]),
+        labels=["T1102|ref", "T1102|other", "T1003|ref"],
+        reference="ref",
+    )
+    chains, draws = 2, 5
+    rng = np.random.default_rng(3)
+    mu = rng.uniform(0.02, 0.4, (chains, draws, 2))
+    kappa = rng.uniform(5.0, 50.0, (chains, draws, 2))
+    offset = np.concatenate([np.zeros((chains, draws, 1)), rng.normal(0, 0.5, (chains, draws, 1))], axis=-1)
+    dims3 = ("chain", "draw", "technique")
+    post = xr.Dataset(
+        {
+            "mu": (dims3, mu),
+            "kappa": (dims3, kappa),
+            "source_offset": (("chain", "draw", "source"), offset),
+            "mu_logit_mean": (("chain", "draw"), rng.normal(size=(chains, draws))),
+            "mu_logit": (dims3, logit(mu)),
+            "mu_z": (dims3, rng.normal(size=(chains, draws, 2))),
+            "kappa_z": (dims3, rng.normal(size=(chains, draws, 2))),
+            "source_offset_free": (("chain", "draw", "offset_source"), offset[..., 1:]),
+        },
+        coords={
+            "chain": [0, 1],
+            "draw": np.arange(draws),
+            "technique": data.techniques,
+            "source": data.sources,
+            "offset_source": ["other"],
+        },
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    tree = add_catalogue_derived(xr.DataTree.from_dict({"posterior": post, "sample_stats": stats}), data, seed=4)
+    assert set(tree.children) == {
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "observed_data",
+        "constant_data",
+        "posterior_predictive",
+    }
+    derived = tree["posterior"].to_dataset()
+    assert set(derived.data_vars) == {"mu", "kappa", "source_offset", "mu_logit_mean", "theta_new", "theta"}
+    assert derived["theta_new"].dims == dims3 and derived["theta"].dims == ("chain", "draw", "observation")
+    assert list(tree["sample_stats"].to_dataset().data_vars) == ["diverging"]
+    obs = {"observation": data.labels}
+    for group in ("log_likelihood", "posterior_predictive"):
+        ds = tree[group].to_dataset()
+        assert list(ds.data_vars) == ["y"] and ds["y"].dims == ("chain", "draw", "observation"), group
+        assert list(ds["observation"].values) == data.labels and list(ds["technique"].values) == data.techniques
+    observed = tree["observed_data"].to_dataset()
+    assert observed["y"].dims == ("observation",) and observed["y"].dtype.kind == "i"
+    assert observed["y"].values.tolist() == [9, 47, 30] and list(observed["observation"].values) == obs["observation"]
+    constant = tree["constant_data"].to_dataset()
+    assert set(constant.data_vars) == {"trials", "technique", "source"}
+    assert constant["trials"].dtype.kind == "i" and constant["trials"].values.tolist() == [227, 951, 100]
+    assert constant["technique"].values.tolist() == ["T1102", "T1102", "T1003"]
+    assert constant["source"].values.tolist() == ["ref", "other", "ref"]
+    assert all(constant[v].dims == ("observation",) for v in constant.data_vars)
+    assert list(constant["observation"].values) == data.labels
+    # log-likelihood: scipy's beta-binomial at each draw's rate as each source sees it
+    p = expit(logit(mu[..., data.technique_idx]) + offset[..., data.source_idx])
+    k = kappa[..., data.technique_idx]
+    expected = scipy.stats.betabinom(data.trials, p * k, (1 - p) * k).logpmf(data.successes)
+    assert np.allclose(tree["log_likelihood"]["y"].values, expected, rtol=1e-10, atol=1e-10)
+    # the draws: the stream np.random.default_rng([seed, 2]), θ_new, then θ, then the replicated counts
+    stream = np.random.default_rng([4, 2])
+    theta_new = stream.beta(mu * kappa, (1 - mu) * kappa)
+    theta = stream.beta(p * k + data.successes, (1 - p) * k + data.trials - data.successes)
+    y_rep = stream.binomial(data.trials.astype(int), theta)
+    assert np.array_equal(derived["theta_new"].values, theta_new)
+    assert np.allclose(derived["theta"].values, theta, rtol=1e-9)  # p computed here in another order of operations
+    ppc = tree["posterior_predictive"]["y"].values
+    assert ppc.dtype.kind == "i" and np.array_equal(ppc, y_rep)
+
+
 # --- the data arrays, built by hand ---------------------------------------------------------------------------------
 
 
