@@ -291,3 +291,44 @@ def test_enterpriselang_comparison_edges():
         for i in range(20)
     ]
     assert len(an.elang_comparison(many)["largest"]) == 15  # the default: the 15 largest disagreements
+
+
+# -- sources outside the fit, the per-family dictionaries and the headline's form (mutation survivors) ----
+def test_a_source_outside_the_fit_is_skipped_and_the_later_ones_kept():
+    """malware's T1003 row comes first in the table but the fit has no malware source: only groups pulls, to
+    logit⁻¹(logit((30 + ½) / (170 + 1)) − b̄_groups) on the mtrends scale (b_mtrends = 0)."""
+    from tests.synthesis_fixtures import ROWS
+
+    without = [r for r in ROWS if r[1] != "malware"]
+    fit = posterior_result(small_table(without))
+    table = small_table([("T1003", "malware", 47, 951), *without])
+    pulls = an.source_pulls(fit, table, "T1003", "mtrends")
+    assert [p["source_id"] for p in pulls] == ["groups"]
+    b = _stack(fit, "b")[:, fit.data.families.index("groups")].mean()
+    want = scipy.special.expit(scipy.special.logit(30.5 / 171.0) - b)
+    assert pulls[0]["on_target_scale"] == pytest.approx(want, rel=1e-12)
+
+
+def test_technique_predictive_names_each_family_and_has_no_counts_where_it_has_no_rows(result, table):
+    """T1102 has no malware row: its malware entry has neither successes nor trials (not 0 of 0)."""
+    per = an.technique_predictive(result, table, "T1102")
+    assert list(per) == ["mtrends", "groups", "malware"]
+    x = predictive_draws(result, "malware")[:, result.data.techniques.index("T1102")]
+    lo, hi = hdi(x)
+    assert per["malware"] == {
+        "family": "malware",
+        "mean": pytest.approx(x.mean(), rel=1e-12),
+        "hdi_low": lo,
+        "hdi_high": hi,
+        "observed_successes": None,
+        "observed_trials": None,
+    }
+    assert [per[f]["family"] for f in per] == ["mtrends", "groups", "malware"]
+
+
+def test_the_view_headline_is_labelled_with_its_scale_and_shaped_chain_by_draw(result, table):
+    h = an.SynthesisView(result, table, "groups").headline("T1059")
+    assert h.label == "multi-source (groups scale)"
+    assert h.mu.shape == h.theta_new.shape == (2, 2000)  # posterior_result's 2 chains of 2000 draws
+    j = result.data.techniques.index("T1059")
+    np.testing.assert_array_equal(h.theta_new[1], predictive_draws(result, "groups")[2000:, j])

@@ -352,3 +352,74 @@ def test_summary_as_plain_data_and_mismatched_data_refused():
     }
     with pytest.raises(ValueError):  # three counts, two denominators
         fit_exact([1, 2, 3], [10, 20], PRIORS["halfnormal1"])
+
+
+# -- the log evidence, the refusals and the non-finite cells (mutation survivors) ----------------------
+def _log_evidence_by_quadrature(log_prior, y, n, log_kappa_range) -> float:
+    """log p(y) = log ∫∫ p(μ, κ) Π_s BetaBinomial(y_s | n_s, μκ, (1 − μ)κ) dμ dκ, binomial coefficients included.
+
+    Adaptive 2-D quadrature (scipy's dblquad) over μ in (0, 1) and log κ (Jacobian κ), with scipy's beta-binomial
+    pmf: nothing of :mod:`attackprev.model.likelihood` or of the grid engine is used.
+    """
+    y, n = np.asarray(y), np.asarray(n)
+
+    def log_f(v, mu):
+        kappa = np.exp(v)
+        return log_prior(mu, kappa) + v + scipy.stats.betabinom.logpmf(y, n, mu * kappa, (1 - mu) * kappa).sum()
+
+    top = max(log_f(v, mu) for mu in np.linspace(0.01, 0.99, 50) for v in np.linspace(*log_kappa_range, 50))
+    val, _ = scipy.integrate.dblquad(
+        lambda v, mu: np.exp(log_f(v, mu) - top), 0.0, 1.0, *log_kappa_range, epsabs=0, epsrel=1e-8
+    )
+    return float(np.log(val) + top)
+
+
+@pytest.mark.parametrize(
+    ("name", "log_prior", "log_kappa_range"),
+    [
+        # κ ~ Pareto(1, 1.5) written with scipy, μ uniform; the prior mass above κ = 1e7 (3e-11) is left out, as
+        # the engine's support does
+        ("pareto", lambda mu, kappa: scipy.stats.pareto(1.5).logpdf(kappa), (0.0, np.log(1e7))),
+        # the half-normal spread prior is the model's definition, taken as it is (as tests/grid_reference.py does)
+        ("halfnormal1", lambda mu, kappa: PRIORS["halfnormal1"].logp(mu, kappa), (np.log(1e-3), np.log(1e7))),
+    ],
+)
+def test_log_evidence_is_the_marginal_likelihood_by_quadrature(name, log_prior, log_kappa_range):
+    y, n = [3, 7, 12], [20, 25, 40]
+    ex = fit_exact(y, n, PRIORS[name])
+    # the midpoint rule on 256 x 256 cells is within 2e-5 of it here (1e-7 for the half-normal prior)
+    assert ex.log_evidence == pytest.approx(_log_evidence_by_quadrature(log_prior, y, n, log_kappa_range), abs=1e-4)
+
+
+def test_log_evidence_is_nan_for_an_improper_prior():
+    assert np.isnan(fit_exact(*T1102, PRIORS["bda3"]).log_evidence)
+
+
+def test_counts_and_trials_of_different_lengths_are_refused_even_without_evidence():
+    # the improper prior computes no log evidence: the refusal must come from pairing the counts themselves
+    with pytest.raises(ValueError) as err:
+        fit_exact([1, 2, 3], [10, 20], PRIORS["bda3"])
+    assert str(err.value) == "zip() argument 2 is shorter than argument 1"
+    with pytest.raises(ValueError) as err:
+        fit_exact([1, 2], [10, 20, 30], PRIORS["bda3"])
+    assert str(err.value) == "zip() argument 2 is longer than argument 1"
+
+
+def test_a_posterior_without_mass_is_refused_with_its_reason():
+    with pytest.raises(ValueError) as err:
+        fit_exact([np.nan, 3], [10, 20], PRIORS["halfnormal1"])
+    assert str(err.value) == "the posterior has no mass on the grid (check the data)"
+
+
+def test_non_finite_cells_of_the_log_posterior_are_minus_infinity():
+    """At logit μ = 40, μ rounds to 1 and log(1 − μ), the prior and the beta-binomial are infinite or NaN: -inf, no
+    mass. At μ = 1/2, κ = 1 the value is the closed form, log p(μ, κ) + log μ(1 − μ) + log κ + Σ log B(α + y, β + n − y)
+    − log B(α, β) with α = β = 1/2 (scipy's betaln)."""
+    from attackprev.inference.exact import _log_posterior
+
+    prior = PRIORS["halfnormal1"]
+    y, n = np.array([3.0, 7.0]), np.array([20.0, 25.0])
+    lp = _log_posterior(prior, y, n, np.ones(2), np.array([0.0, 40.0]), np.array([0.0]))
+    assert lp[1, 0] == -np.inf
+    beta = scipy.special.betaln(0.5 + y, 0.5 + n - y) - scipy.special.betaln(0.5, 0.5)
+    assert lp[0, 0] == pytest.approx(prior.logp(0.5, 1.0) + np.log(0.25) + beta.sum(), rel=1e-12)

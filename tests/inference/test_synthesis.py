@@ -19,7 +19,7 @@ from attackprev.inference.synthesis import (
 )
 from attackprev.model.priors import SynthesisPriors
 from attackprev.model.synthesis import SynthesisData
-from tests.synthesis_fixtures import make_table, simulate_table
+from tests.synthesis_fixtures import make_table, posterior_result, simulate_table, small_table
 
 TRUTH = {"mtrends": 0.0, "groups": 1.0, "reports": -0.8, "malware": 0.5}
 DEPARTURES = {"mtrends": 0.6, "groups": 0.5, "reports": 0.7, "malware": 1.0}
@@ -192,3 +192,79 @@ def test_fit_synthesis_passes_its_settings_and_held_out_sources_to_the_sampler(m
     assert result.settings == settings and set(result.seconds) == {"compile", "sample"}
     fit_synthesis(table, settings=settings, progress=True)
     assert seen["progress_bar"] is True
+
+
+def test_an_unknown_family_is_refused_naming_the_families():
+    with pytest.raises(ValueError) as err:
+        cell_logits(_known_posterior(draws=10), "cisa")
+    assert str(err.value) == "unknown family 'cisa'; families: mtrends, groups, reports"
+
+
+def test_departures_and_new_reports_are_drawn_from_their_own_seeded_streams():
+    """The streams written out with numpy: a missing cell's departure d_tF = σ_F z with z from
+    default_rng([seed, F, offset, 7]), offset 0 for the target scale and 1 for a new report; a new report of a
+    family with several sources then takes its year shift τ z' and its Beta rate from default_rng([seed, F, 2, 7])."""
+    result = posterior_result(small_table(), chains=2, draws=300, seed=7)
+    a, b, sigma, phi = (result.stacked(v) for v in ("a", "b", "sigma", "phi"))
+    families, cells = result.data.families, result.data.cells
+
+    def expected_logits(family, offset):
+        f = families.index(family)
+        z = np.random.default_rng([7, f, offset, 7]).standard_normal(a.shape)
+        out = a + b[:, [f]] + sigma[:, [f]] * z
+        for j, t in enumerate(result.data.techniques):
+            if (t, family) in cells:
+                out[:, j] = phi[:, cells.index((t, family))]
+        return out
+
+    for family in families:
+        np.testing.assert_allclose(cell_logits(result, family), expected_logits(family, 0), rtol=1e-13)
+        np.testing.assert_allclose(cell_logits(result, family, seed_offset=1), expected_logits(family, 1), rtol=1e-13)
+    # malware (one source) lacks T1059 and T1102: a new report's rate is logit⁻¹ of the offset-1 draws
+    assert {"T1059", "T1102"}.isdisjoint(t for t, f in cells if f == "malware")
+    want = scipy.special.expit(expected_logits("malware", 1))
+    np.testing.assert_allclose(predictive_draws(result, "malware"), want, rtol=1e-13)
+    assert not np.allclose(predictive_draws(result, "malware"), target_draws(result, "malware"))
+    # mtrends (two years, τ = 0.3, log κ = 3): θ = logit⁻¹(logit + τ z'), then Beta(θκ, (1 − θ)κ), one stream
+    rng = np.random.default_rng([7, 0, 2, 7])
+    logit = expected_logits("mtrends", 1)
+    theta = scipy.special.expit(logit + 0.3 * rng.standard_normal(logit.shape))
+    kappa = np.exp(3.0)
+    want = rng.beta(theta * kappa, (1 - theta) * kappa)
+    np.testing.assert_allclose(predictive_draws(result, "mtrends"), want, rtol=1e-12)
+
+
+def test_fit_synthesis_holds_out_rows_diagnoses_times_and_records(monkeypatch):
+    """nutpie replaced by a tree with 3 divergent draws, the clock by a fake one reading 100, 102.5 and 110 s:
+    held-out rows leave the data, the diagnostics are those of the tree, the seconds the clock's differences."""
+    from types import SimpleNamespace
+
+    import nutpie
+
+    import attackprev.inference.nutpie_cache as cache
+    import attackprev.inference.synthesis as fitting
+
+    rows = [("T1102", "m1", 3, 200), ("T1102", "g", 30, 170), ("T1059", "m1", 40, 200), ("T1059", "m2", 9, 100)]
+    table = make_table(rows, {"m1": ("mtrends", "partial"), "m2": ("mtrends", "partial"), "g": ("groups", "complete")})
+
+    def sample(compiled, **kw):
+        post = xr.Dataset({"level_mean": (("chain", "draw"), np.random.default_rng(0).normal(size=(2, 30)))})
+        diverging = np.zeros((2, 30), bool)
+        diverging[0, :3] = True
+        stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+    monkeypatch.setattr(cache, "compile_pymc_model", lambda model: model)
+    monkeypatch.setattr(nutpie, "sample", sample)
+    monkeypatch.setattr(fitting, "time", SimpleNamespace(perf_counter=iter([100.0, 102.5, 110.0]).__next__))
+    settings = SynthesisSettings(draws=30, tune=40, chains=2, seed=9)
+    result = fit_synthesis(table, settings=settings, exclude_rows=frozenset({("T1059", "m2")}))
+    assert list(result.data.successes) == [3, 30, 40] and "m2" not in result.data.sources
+    assert "|held-out rows: 1 " in result.data.digest
+    assert result.seconds == {"compile": 2.5, "sample": 7.5}
+    d = result.diagnostics
+    assert (d.divergences, d.chains, d.draws) == (3, 2, 30)
+    assert d.problems[0] == "3 divergent transitions" and not result.passed
+    record = result.record()
+    assert list(record) == ["priors", "data_sha256", "reference", "settings", "versions"]
+    assert record["reference"] == "mtrends" and record["data_sha256"] == result.data.digest

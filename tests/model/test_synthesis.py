@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+import pytest
+import scipy.special
 import scipy.stats
 
 from attackprev.model.priors import SynthesisPriors
@@ -140,3 +144,68 @@ def test_levels_offsets_and_departures_add_up_to_the_cell_logits():
     tech = [data.techniques.index(t) for t, _ in data.cells]
     fam = [data.families.index(f) for _, f in data.cells]
     assert np.allclose(phi, a[tech] + b[fam] + d)
+
+
+def test_held_out_rows_are_recorded_by_count_and_digest():
+    """The digest names how many rows are held out and the first 16 hex digits of the SHA-256 of the sorted
+    "technique,source" pairs joined by ";" (hashlib on the bytes written out here)."""
+    held = frozenset({("T1102", "mt21"), ("T1059", "grp")})
+    data = SynthesisData.from_counts(make_table(ROWS, SOURCES), exclude_rows=held)
+    assert len(data.successes) == len(ROWS) - 2
+    digest = hashlib.sha256(b"T1059,grp;T1102,mt21").hexdigest()[:16]
+    assert data.digest.endswith(f"|held-out rows: 2 {digest}")
+    assert data.digest.split("|held-out rows: ")[1] == f"2 {digest}"
+
+
+def _at_point(model, names, point):
+    """The model's deterministics ``names`` at ``point`` (the value variables), not at fresh random draws."""
+    outputs = model.replace_rvs_by_values([model[v] for v in names])
+    return model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
+
+
+def test_levels_centre_year_shifts_and_concentrations_enter_the_log_density():
+    """With a complete family (b̄ ≠ 0) and a family of two years: the non-centred level is c_t = m + b̄ + s_a z_t;
+    the counts' log-likelihood is scipy's beta-binomial (mtrends, κ = exp(log κ)) and binomial (groups) at
+    θ = logit⁻¹(φ_tf + e_s), e_s the row's year shift; log κ ~ Normal(4, 1.5), scipy's density."""
+    data = SynthesisData.from_counts(make_table(ROWS, SOURCES))
+    priors = SynthesisPriors()
+    model = build_synthesis_model(data, priors)
+    assert data.sampling_form().loose_levels.all()  # every level non-centred here: c = m + b̄ + s_a z
+    rng = np.random.default_rng(5)
+    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    c, phi, e = _at_point(model, ("c", "phi", "e"), point)
+    b_bar, s_a = point["b_complete_mean"], np.exp(point["level_sd_log__"])
+    assert abs(b_bar) > 0.1
+    np.testing.assert_allclose(c, point["level_mean"] + b_bar + s_a * point["c_loose_z"], rtol=1e-12)
+    assert abs(e[0]) > 0.05 and e[0] == pytest.approx(-e[1])  # the two years' shifts, summing to 0
+
+    year = {"mt20": e[0], "mt21": e[1], "grp": 0.0}
+    shift = np.array([year[data.sources[i]] for i in data.source_idx])
+    theta = scipy.special.expit(phi[data.cell_idx] + shift)
+    kappa = np.exp(point["log_kappa"][0])
+    multi = data.family_idx == 0
+    k, n = data.successes, data.trials
+    want_multi = scipy.stats.betabinom.logpmf(k[multi], n[multi], theta[multi] * kappa, (1 - theta[multi]) * kappa)
+    want_single = scipy.stats.binom.logpmf(k[~multi], n[~multi], theta[~multi])
+
+    def logp(name):
+        return model.compile_logp(vars=[model[name]], jacobian=False)(point)
+
+    assert logp("k_multi") == pytest.approx(want_multi.sum(), rel=1e-10)
+    assert logp("k_single") == pytest.approx(want_single.sum(), rel=1e-10)
+    assert logp("log_kappa") == pytest.approx(scipy.stats.norm.logpdf(point["log_kappa"][0], 4.0, 1.5), rel=1e-8)
+
+
+def test_without_complete_families_the_levels_are_the_technique_levels():
+    """No complete family: b̄ = 0, so c_t = a_t = m + s_a z_t."""
+    sources = {"mt": ("mtrends", "partial"), "x": ("xfam", "partial")}
+    rows = [("T1102", "mt", 9, 227), ("T1102", "x", 47, 951), ("T1059", "mt", 60, 227), ("T1059", "x", 2, 951)]
+    data = SynthesisData.from_counts(make_table(rows, sources))
+    model = build_synthesis_model(data, SynthesisPriors())
+    assert data.complete == [] and data.sampling_form().loose_levels.all()
+    rng = np.random.default_rng(2)
+    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    a, c = _at_point(model, ("a", "c"), point)
+    want = point["level_mean"] + np.exp(point["level_sd_log__"]) * point["c_loose_z"]
+    np.testing.assert_allclose(c, want, rtol=1e-12)
+    np.testing.assert_allclose(a, want, rtol=1e-12)
