@@ -382,6 +382,9 @@ def _log_evidence_by_quadrature(log_prior, y, n, log_kappa_range) -> float:
         ("pareto", lambda mu, kappa: scipy.stats.pareto(1.5).logpdf(kappa), (0.0, np.log(1e7))),
         # the half-normal spread prior is the model's definition, taken as it is (as tests/grid_reference.py does)
         ("halfnormal1", lambda mu, kappa: PRIORS["halfnormal1"].logp(mu, kappa), (np.log(1e-3), np.log(1e7))),
+        # log κ uniform on [log 0.1, log 1e5], written with scipy's normalised loguniform: the engine left out
+        # its normalising constant, -log(log(1e6)) = -2.63, until this test
+        ("loguniform", lambda mu, kappa: scipy.stats.loguniform(0.1, 1e5).logpdf(kappa), (np.log(0.1), np.log(1e5))),
     ],
 )
 def test_log_evidence_is_the_marginal_likelihood_by_quadrature(name, log_prior, log_kappa_range):
@@ -423,3 +426,32 @@ def test_non_finite_cells_of_the_log_posterior_are_minus_infinity():
     assert lp[1, 0] == -np.inf
     beta = scipy.special.betaln(0.5 + y, 0.5 + n - y) - scipy.special.betaln(0.5, 0.5)
     assert lp[0, 0] == pytest.approx(prior.logp(0.5, 1.0) + np.log(0.25) + beta.sum(), rel=1e-12)
+
+
+def test_a_posterior_narrower_than_the_coarse_cells_is_found():
+    """Forty sources of 2000 trials, binomial at 0.27: μ's posterior sd (0.008 in logit) is a fortieth of a
+    coarse cell (0.33) and κ runs to the grid's upper bound. The coarse pass alone placed the fine grid at
+    the κ that best excused its cell's μ, 30 times too small; the redrawn region must find the real one.
+
+    The reference is a brute-force midpoint rule over the whole κ support on a μ strip that holds all the
+    mass, 2000 x 1500 cells, sharing nothing with the engine but the log-posterior's formula.
+    """
+    from attackprev.inference.exact import _cell_centres, _log_posterior
+    from attackprev.model.priors import kappa_bounds
+
+    y = np.random.default_rng(1).binomial(2000, 0.27, 40)
+    n = np.full(40, 2000.0)
+    prior = PRIORS["pareto"]
+    ex = fit_exact(y, n, prior)
+    k_lo, k_hi = kappa_bounds(prior)
+    u = _cell_centres(-1.2, -0.8, 2000)
+    v = _cell_centres(np.log(k_lo), np.log(k_hi), 1500)
+    lp = _log_posterior(prior, y.astype(float), n, np.ones(40), u, v)
+    mass = np.exp(lp - lp.max())
+    assert mass[[0, -1], :].max() < 1e-12  # the strip holds μ's mass
+    cdf_v = np.cumsum(mass.sum(0)) / mass.sum()
+    cdf_u = np.cumsum(mass.sum(1)) / mass.sum()
+    # each CDF value is reached at its cell's upper edge
+    assert np.log(ex.kappa.median) == pytest.approx(np.interp(0.5, cdf_v, v + (v[1] - v[0]) / 2), abs=0.02)
+    assert logit(ex.mu.median) == pytest.approx(np.interp(0.5, cdf_u, u + (u[1] - u[0]) / 2), abs=1e-4)
+    assert ex.kappa.median > 5000  # the coarse pass alone said 1060

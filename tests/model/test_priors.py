@@ -49,6 +49,32 @@ def test_power_logp_is_the_closed_form_on_its_closed_interval():
     assert np.allclose(bda3.logp_kappa(0.3, np.array([1e-3, 1.0, 1e7])), -1.5 * np.log([1e-3, 1.0, 1e7]), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("power", "lower", "upper"), [(1.0, 0.1, 1e5), (1.5, 1.0, 1e4), (0.5, 2.0, 50.0)])
+def test_power_normaliser_makes_the_kappa_density_integrate_to_one(power, lower, upper):
+    import scipy.integrate
+
+    from attackprev.model.priors import PowerConcentration
+
+    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=power, lower=lower, upper=upper)
+    # over log κ, where the density is smooth: ∫ exp(logp_kappa(κ) + log κ) d log κ
+    total, _ = scipy.integrate.quad(
+        lambda t: np.exp(prior.logp_kappa(0.3, np.exp(t)) + t + prior.log_kappa_normaliser),
+        np.log(lower),
+        np.log(upper),
+        epsabs=0,
+        epsrel=1e-12,
+    )
+    assert total == pytest.approx(1.0, rel=1e-9)
+
+
+def test_normalisers_of_the_other_priors():
+    from attackprev.model.priors import PRIORS
+
+    assert PRIORS["pareto"].log_kappa_normaliser == 0.0  # its logp_kappa is scipy's normalised Pareto
+    assert PRIORS["halfnormal1"].log_kappa_normaliser == 0.0
+    assert np.isnan(PRIORS["bda3"].log_kappa_normaliser)  # κ^(-3/2) on (0, ∞) has no finite integral
+
+
 # --- draws ------------------------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,12 @@ does for few-study meta-analysis, without any sampling:
 
 1. a coarse pass over the whole support finds where the posterior has mass;
 2. a fine ``resolution × resolution`` grid of cells covers that region; each cell's mass
-   is the posterior density at its midpoint times its area (midpoint rule, error O(h²));
+   is the posterior density at its midpoint times its area (midpoint rule, error O(h²)).
+   When the coarse pass was too coarse for the data (a posterior narrower than its cells,
+   as with tens of sources of thousands of trials each), the fine grid shows it: its mass
+   reaches an edge of the region, or fills fewer than an eighth of its cells along an axis.
+   The region is then redrawn around the fine grid's mass (widened where the mass reached
+   an edge) and the fine grid recomputed, until neither happens;
 3. μ and κ are summarised from their marginal masses, with the CDF taken as piecewise
    linear within a cell; θ_s and θ_new are mixtures of Betas over the grid, whose means
    and sds are exact sums and whose quantiles come from the mixture CDF.
@@ -31,6 +36,8 @@ from attackprev.model.priors import Prior, kappa_bounds
 
 LOGIT_MU_RANGE = (-16.0, 16.0)  # μ from 1e-7 to 1 − 1e-7
 MASS_CUTOFF = 30.0  # cells more than e^-30 below the mode carry no mass that matters
+COARSE_CELLS = 96  # cells per axis of the first pass over the whole support
+MAX_REDRAWS = 12  # times the fine grid's region may be redrawn before giving up
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,38 @@ def _log_posterior(
 def _cell_centres(lo: float, hi: float, count: int) -> np.ndarray:
     h = (hi - lo) / count
     return lo + h * (np.arange(count) + 0.5)
+
+
+def _region_with_mass(
+    lp: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    u_limits: tuple[float, float],
+    v_limits: tuple[float, float],
+    min_cells: int = 0,
+) -> tuple[tuple[float, float, float, float], bool]:
+    """The (logit μ, log κ) box holding the cells of ``lp`` within MASS_CUTOFF of its maximum.
+
+    The box is those cells' extent plus 1.5 cells each side, clipped to the limits; a side
+    where the mass reaches the edge of the grid, more than half a cell short of its limit,
+    is pushed out by the grid's whole width. ``settled`` is True when no side was pushed and the mass spans at
+    least ``min_cells`` cells along each axis, i.e. when this grid already covers the region.
+    """
+    rows, cols = np.nonzero(lp > lp.max() - MASS_CUTOFF)
+    box, settled = [], True
+    for idx, x, (lo_lim, hi_lim) in ((rows, u, u_limits), (cols, v, v_limits)):
+        h = x[1] - x[0]
+        width = x[-1] - x[0] + h
+        lo = x[idx.min()] - 1.5 * h
+        hi = x[idx.max()] + 1.5 * h
+        if idx.min() == 0 and x[0] - h > lo_lim:
+            lo, settled = x[0] - h / 2 - width, False
+        if idx.max() == len(x) - 1 and x[-1] + h < hi_lim:
+            hi, settled = x[-1] + h / 2 + width, False
+        if idx.max() - idx.min() + 1 < min_cells:
+            settled = False
+        box += [max(lo, lo_lim), min(hi, hi_lim)]
+    return (box[0], box[1], box[2], box[3]), settled
 
 
 @dataclass(frozen=True)
@@ -343,29 +382,30 @@ def fit_exact(
     v_range = (np.log(k_lo), np.log(k_hi))
 
     # pass 1: find the region with mass
-    cu = _cell_centres(*LOGIT_MU_RANGE, 96)
-    cv = _cell_centres(*v_range, 96)
+    cu = _cell_centres(*LOGIT_MU_RANGE, COARSE_CELLS)
+    cv = _cell_centres(*v_range, COARSE_CELLS)
     lp = _log_posterior(prior, y, n, w, cu, cv)
     if not np.isfinite(lp.max()):
         raise ValueError("the posterior has no mass on the grid (check the data)")
-    rows, cols = np.nonzero(lp > lp.max() - MASS_CUTOFF)
-    hu, hv = cu[1] - cu[0], cv[1] - cv[0]
-    u_lo = max(cu[rows.min()] - 1.5 * hu, LOGIT_MU_RANGE[0])
-    u_hi = min(cu[rows.max()] + 1.5 * hu, LOGIT_MU_RANGE[1])
-    v_lo = max(cv[cols.min()] - 1.5 * hv, v_range[0])
-    v_hi = min(cv[cols.max()] + 1.5 * hv, v_range[1])
+    box, _ = _region_with_mass(lp, cu, cv, LOGIT_MU_RANGE, v_range)
 
-    # pass 2: the fine grid
-    u = _cell_centres(u_lo, u_hi, resolution)
-    v = _cell_centres(v_lo, v_hi, resolution)
-    lp = _log_posterior(prior, y, n, w, u, v)
+    # pass 2: the fine grid, its region redrawn while the coarse pass proves too coarse
+    for _ in range(MAX_REDRAWS + 1):
+        u = _cell_centres(box[0], box[1], resolution)
+        v = _cell_centres(box[2], box[3], resolution)
+        lp = _log_posterior(prior, y, n, w, u, v)
+        box, settled = _region_with_mass(lp, u, v, LOGIT_MU_RANGE, v_range, resolution // 8)
+        if settled:
+            break
+    else:
+        raise ValueError(f"the posterior's region did not settle after {MAX_REDRAWS} refinements of the grid")
     top = lp.max()
     dens = np.exp(lp - top)
     cell = (u[1] - u[0]) * (v[1] - v[0])
     total = dens.sum() * cell
     log_evidence = np.nan
     if prior.proper:
-        log_evidence = float(top + np.log(total) + np.sum(w * log_binom_coef(n, y)))
+        log_evidence = float(top + np.log(total) + np.sum(w * log_binom_coef(n, y)) + prior.log_kappa_normaliser)
     return ExactPosterior(
         prior=prior,
         sources=names,

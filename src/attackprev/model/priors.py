@@ -75,8 +75,17 @@ class Prior:
         return (a - 1.0) * m.log(mu) + (b - 1.0) * m.log1p(-mu) + const
 
     def logp_kappa(self, mu: Any, kappa: Any, m: SimpleNamespace = NUMPY_MATH) -> Any:
-        """Log-density of κ given μ (up to a constant where the prior is improper)."""
+        """Log-density of κ given μ, up to :attr:`log_kappa_normaliser`."""
         raise NotImplementedError
+
+    @property
+    def log_kappa_normaliser(self) -> float:
+        """What :meth:`logp_kappa` lacks to integrate to 1 (0 when it already does).
+
+        Only the marginal likelihood needs it; the samplers and the grid's posterior, which
+        are indifferent to a constant, leave it out.
+        """
+        return 0.0
 
     def logp(self, mu: Any, kappa: Any, m: SimpleNamespace = NUMPY_MATH) -> Any:
         """Joint log-density log p(μ, κ) with respect to dμ dκ."""
@@ -188,6 +197,16 @@ class PowerConcentration(Prior):
     def logp_kappa(self, mu: Any, kappa: Any, m: SimpleNamespace = NUMPY_MATH) -> Any:
         inside = (kappa >= self.lower) & (kappa <= self.upper)
         return m.where(inside, -self.power * m.log(kappa), -np.inf)
+
+    @property
+    def log_kappa_normaliser(self) -> float:
+        """−log ∫ κ^(−power) dκ over [lower, upper]; ``nan`` when that integral diverges."""
+        if not 0 < self.lower < self.upper < math.inf:
+            return math.nan
+        if self.power == 1.0:
+            return -math.log(math.log(self.upper / self.lower))
+        e = 1.0 - self.power
+        return -math.log((self.upper**e - self.lower**e) / e)
 
     def sample(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         if not (self.power == 1.0 and 0 < self.lower < self.upper < math.inf):
