@@ -259,3 +259,35 @@ def test_halfnormal_spread_redraws_come_from_the_same_halfnormal():
     assert all(
         0 < size <= previous for (*_, previous), (*_, size) in itertools.pairwise(calls)
     )  # fewer left each round
+
+
+def test_mu_log_density_is_scipys_beta():
+    from attackprev.model.priors import PowerConcentration
+
+    prior = PowerConcentration(name="p", label="", reference="", rationale="", mu_alpha=2.5, mu_beta=4.0)
+    mu = np.array([1e-4, 0.05, 0.3, 0.9, 1 - 1e-6])
+    np.testing.assert_allclose(prior.logp_mu(mu), scipy.stats.beta(2.5, 4.0).logpdf(mu), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["halfnormal1", "pareto", "bda3", "loguniform"])
+def test_joint_log_density_in_pytensor_is_the_numpy_one(name):
+    """The PyMC model evaluates the priors on tensors: every part must use the maths it is given."""
+    import pytensor.tensor as pt
+
+    from attackprev.model.betabinomial import PYTENSOR_MATH
+    from attackprev.model.priors import PRIORS
+
+    prior = PRIORS[name]
+    mu, kappa = np.array([0.04, 0.3, 0.7]), np.array([2.0, 40.0, 900.0])
+    tensor = prior.logp(pt.as_tensor(mu), pt.as_tensor(kappa), PYTENSOR_MATH).eval()
+    np.testing.assert_allclose(tensor, prior.logp(mu, kappa), rtol=1e-12)
+
+
+def test_kappa_bounds_are_each_priors_own_within_the_support():
+    from attackprev.model.priors import KAPPA_SUPPORT, PRIORS, kappa_bounds
+
+    assert KAPPA_SUPPORT == (1e-3, 1e7)
+    assert kappa_bounds(PRIORS["loguniform"]) == (0.1, 1e5)
+    assert kappa_bounds(PRIORS["pareto"]) == (1.0, 1e7)
+    assert kappa_bounds(PRIORS["halfnormal1"]) == (1e-3, 1e7)
+    assert kappa_bounds(PRIORS["bda3"]) == (1e-3, 1e7)

@@ -49,6 +49,8 @@ def test_held_out_source_is_gone_and_recorded():
     data = SynthesisData.from_counts(make_table(ROWS, SOURCES), exclude_sources=("mt21",))
     assert "mt21" not in data.sources and data.multi_source_families() == []
     assert data.digest.endswith("held out: mt21")
+    both = SynthesisData.from_counts(make_table(ROWS, SOURCES), exclude_sources=("mt21", "grp"))
+    assert both.digest.endswith("|held out: grp,mt21")  # sorted, comma-separated
 
 
 def test_log_density_matches_scipy():
@@ -209,3 +211,30 @@ def test_without_complete_families_the_levels_are_the_technique_levels():
     want = point["level_mean"] + np.exp(point["level_sd_log__"]) * point["c_loose_z"]
     np.testing.assert_allclose(c, want, rtol=1e-12)
     np.testing.assert_allclose(a, want, rtol=1e-12)
+
+
+def test_complete_families_offsets_and_departure_scales_follow_their_priors():
+    """Two complete families, non-default priors: b_f = b̄ + dev_f for each complete family; dev's log density
+    falls by Σ dev² / (2 σ_b²) with σ_b the prior's family_offset_sd, 0.7 (not ZeroSumNormal's default 1); each
+    family's departure scale σ_f has scipy's Gamma(3, rate 1.5) density (shape and rate not swapped)."""
+    sources = dict(SOURCES, sw=("software", "complete"))
+    rows = [*ROWS, ("T1102", "sw", 20, 300), ("T1059", "sw", 90, 300)]
+    data = SynthesisData.from_counts(make_table(rows, sources))
+    assert len(data.complete) == 2
+    priors = SynthesisPriors(family_offset_sd=0.7, departure=(3.0, 1.5))
+    model = build_synthesis_model(data, priors)
+    rng = np.random.default_rng(8)
+    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    b, b_bar, dev, sigma = _at_point(model, ("b", "b_complete_mean", "b_complete_dev", "sigma"), point)
+    assert np.all(np.abs(dev) > 0.05) and dev.sum() == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(b[data.complete], b_bar + dev, rtol=1e-12)
+
+    def logp(name, at):
+        return model.compile_logp(vars=[model[name]], jacobian=False)(at)
+
+    other = dict(point, b_complete_dev_zerosum__=2.0 * point["b_complete_dev_zerosum__"])
+    dev2 = _at_point(model, ("b_complete_dev",), other)[0]
+    want = -(np.sum(dev2**2) - np.sum(dev**2)) / (2 * 0.7**2)
+    assert logp("b_complete_dev", other) - logp("b_complete_dev", point) == pytest.approx(want, rel=1e-10)
+    gamma = scipy.stats.gamma(3.0, scale=1 / 1.5)
+    assert logp("sigma", point) == pytest.approx(gamma.logpdf(sigma).sum(), rel=1e-7)
