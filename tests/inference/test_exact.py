@@ -455,3 +455,74 @@ def test_a_posterior_narrower_than_the_coarse_cells_is_found():
     assert np.log(ex.kappa.median) == pytest.approx(np.interp(0.5, cdf_v, v + (v[1] - v[0]) / 2), abs=0.02)
     assert logit(ex.mu.median) == pytest.approx(np.interp(0.5, cdf_u, u + (u[1] - u[0]) / 2), abs=1e-4)
     assert ex.kappa.median > 5000  # the coarse pass alone said 1060
+
+
+# -- the region of the fine grid (_region_with_mass), on hand-made log densities ------------------------------------
+def _grid_with_mass(rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ten cells of width 1 per axis, centres 0.5 .. 9.5; log density 0 on ``rows`` × ``cols``, -100 elsewhere."""
+    from attackprev.inference.exact import _cell_centres
+
+    u = v = _cell_centres(0.0, 10.0, 10)
+    lp = np.full((10, 10), -100.0)
+    lp[rows, cols] = 0.0
+    return lp, u, v
+
+
+def test_region_is_the_mass_and_a_cell_and_a_half_each_side():
+    from attackprev.inference.exact import MASS_CUTOFF, _region_with_mass
+
+    lp, u, v = _grid_with_mass(slice(3, 6), slice(2, 7))  # rows 3..5, columns 2..6
+    lp[8, 4] = -MASS_CUTOFF  # exactly 30 below the maximum: no mass that matters
+    box, settled = _region_with_mass(lp, u, v, (-100.0, 100.0), (-100.0, 100.0))
+    assert box == (3.5 - 1.5, 5.5 + 1.5, 2.5 - 1.5, 6.5 + 1.5) and settled is True
+    # clipped to the limits
+    box, settled = _region_with_mass(lp, u, v, (2.5, 6.0), (1.2, 7.5))
+    assert box == (2.5, 6.0, 1.2, 7.5) and settled is True
+
+
+def test_region_is_not_settled_while_the_mass_spans_too_few_cells():
+    from attackprev.inference.exact import _region_with_mass
+
+    lp, u, v = _grid_with_mass(slice(3, 6), slice(2, 7))  # 3 rows, 5 columns
+    limits = (-100.0, 100.0)
+    assert _region_with_mass(lp, u, v, limits, limits, min_cells=3)[1] is True  # 3 rows are enough for 3
+    box, settled = _region_with_mass(lp, u, v, limits, limits, min_cells=4)
+    assert settled is False and box == (2.0, 7.0, 1.0, 8.0)  # the same box: redrawn at the finer spacing it implies
+    assert _region_with_mass(lp, u, v, limits, limits, min_cells=6)[1] is False  # the columns too few as well
+
+
+def test_region_is_pushed_out_a_whole_grid_where_the_mass_reaches_an_edge():
+    from attackprev.inference.exact import _region_with_mass
+
+    lp, u, v = _grid_with_mass(slice(0, 4), slice(5, 10))  # rows 0..3 (first edge), columns 5..9 (last edge)
+    box, settled = _region_with_mass(lp, u, v, (-100.0, 100.0), (-100.0, 100.0))
+    # the first row's lower edge 0, minus the grid's width 10; the last column's upper edge 10, plus 10
+    assert box == (-10.0, 3.5 + 1.5, 5.5 - 1.5, 20.0) and settled is False
+    # an edge within half a cell of its limit is the limit: nothing beyond it to push into
+    box, settled = _region_with_mass(lp, u, v, (-0.5, 100.0), (-100.0, 10.5))
+    assert box == (-0.5, 5.0, 4.0, 10.5) and settled is True
+    box, settled = _region_with_mass(lp, u, v, (-0.51, 100.0), (-100.0, 10.5))
+    assert box == (-0.51, 5.0, 4.0, 10.5) and settled is False  # pushed, then clipped to the limit
+
+
+def test_fit_redraws_the_region_until_settled_and_gives_up_after_max_redraws(monkeypatch):
+    from attackprev.inference import exact
+
+    calls = []
+    real = exact._region_with_mass
+
+    def record(lp, u, v, u_limits, v_limits, min_cells=0):
+        calls.append(min_cells)
+        box, _ = real(lp, u, v, u_limits, v_limits, min_cells)
+        return box, len(calls) == 3  # the coarse pass, one redraw, then settled
+
+    monkeypatch.setattr(exact, "_region_with_mass", record)
+    exact.fit_exact(*T1102, PRIORS["halfnormal1"], resolution=64)
+    assert calls == [0, 64 // 8, 64 // 8] and all(isinstance(c, int) for c in calls)
+
+    calls.clear()
+    monkeypatch.setattr(exact, "_region_with_mass", lambda *a: (calls.append(1) or (-3.0, -2.0, 1.0, 5.0), False))
+    with pytest.raises(ValueError) as err:
+        exact.fit_exact(*T1102, PRIORS["halfnormal1"], resolution=16)
+    assert str(err.value) == f"the posterior's region did not settle after {exact.MAX_REDRAWS} refinements of the grid"
+    assert len(calls) == 1 + exact.MAX_REDRAWS + 1  # the coarse pass, the first fine grid and its redraws
