@@ -94,16 +94,9 @@ def test_loo_keeps_the_simpler_model_unless_the_complex_one_is_clearly_better():
     assert chosen == "shared" and not next(r for r in rows if r["variant"] == "pooled")["eligible"]
 
 
-def test_derived_rates_are_the_closed_form_betas():
-    """θ_new,t ~ Beta(μ_t κ_t, (1 − μ_t) κ_t) and θ_i ~ Beta(p_i κ_t + y_i, (1 − p_i) κ_t + n_i − y_i), with
-    logit p_i = logit μ_t + δ_s: the draws at fixed (μ, κ, δ) against scipy's Betas with the parameters written out."""
-    import scipy.stats
-    import xarray as xr
-    from scipy.special import expit, logit
-
-    from attackprev.model.catalogue import add_catalogue_derived
-
-    data = CatalogueData(
+def _two_techniques() -> CatalogueData:
+    """T1102 from a reference and another source, T1003 from the reference alone."""
+    return CatalogueData(
         techniques=["T1003", "T1102"],
         sources=["ref", "other"],
         technique_idx=np.array([1, 1, 0]),
@@ -113,6 +106,18 @@ def test_derived_rates_are_the_closed_form_betas():
         labels=["T1102|ref", "T1102|other", "T1003|ref"],
         reference="ref",
     )
+
+
+def test_derived_rates_are_the_closed_form_betas():
+    """θ_new,t ~ Beta(μ_t κ_t, (1 − μ_t) κ_t) and θ_i ~ Beta(p_i κ_t + y_i, (1 − p_i) κ_t + n_i − y_i), with
+    logit p_i = logit μ_t + δ_s: the draws at fixed (μ, κ, δ) against scipy's Betas with the parameters written out."""
+    import scipy.stats
+    import xarray as xr
+    from scipy.special import expit, logit
+
+    from attackprev.model.catalogue import add_catalogue_derived
+
+    data = _two_techniques()
     draws = 20_000
     mu, kappa, offset = np.array([0.3, 0.05]), np.array([8.0, 30.0]), np.array([0.0, 0.7])
     post = xr.Dataset(
@@ -150,16 +155,7 @@ def test_derived_tree_groups_names_dims_and_log_likelihood():
 
     from attackprev.model.catalogue import add_catalogue_derived
 
-    data = CatalogueData(
-        techniques=["T1003", "T1102"],
-        sources=["ref", "other"],
-        technique_idx=np.array([1, 1, 0]),
-        source_idx=np.array([0, 1, 0]),
-        successes=np.array([9.0, 47.0, 30.0]),
-        trials=np.array([227.0, 951.0, 100.0]),
-        labels=["T1102|ref", "T1102|other", "T1003|ref"],
-        reference="ref",
-    )
+    data = _two_techniques()
     chains, draws = 2, 5
     rng = np.random.default_rng(3)
     mu = rng.uniform(0.02, 0.4, (chains, draws, 2))
