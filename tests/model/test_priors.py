@@ -291,3 +291,21 @@ def test_kappa_bounds_are_each_priors_own_within_the_support():
     assert kappa_bounds(PRIORS["pareto"]) == (1.0, 1e7)
     assert kappa_bounds(PRIORS["halfnormal1"]) == (1e-3, 1e7)
     assert kappa_bounds(PRIORS["bda3"]) == (1e-3, 1e7)
+
+
+@pytest.mark.parametrize(
+    ("power", "lower", "upper", "want"),
+    [
+        (0.5, 0.0, 100.0, -np.log(2 * 100**0.5)),  # ∫_0^100 κ^(-1/2) dκ = 2·10
+        (1.5, 4.0, np.inf, -np.log(2 / 4**0.5)),  # ∫_4^∞ κ^(-3/2) dκ = 2/2
+        (1.0, 0.0, 10.0, np.nan),  # log κ unbounded below
+        (1.0, 1.0, np.inf, np.nan),  # log κ unbounded above
+        (0.5, 1.0, np.inf, np.nan),
+        (1.5, 0.0, 10.0, np.nan),
+    ],
+)
+def test_power_normaliser_on_half_open_ranges(power, lower, upper, want):
+    from attackprev.model.priors import PowerConcentration
+
+    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=power, lower=lower, upper=upper)
+    np.testing.assert_allclose(prior.log_kappa_normaliser, want, rtol=1e-12)

@@ -8,9 +8,11 @@ does for few-study meta-analysis, without any sampling:
 1. a coarse pass over the whole support finds where the posterior has mass;
 2. a fine ``resolution × resolution`` grid of cells covers that region; each cell's mass
    is the posterior density at its midpoint times its area (midpoint rule, error O(h²)).
-   When the coarse pass was too coarse for the data (a posterior narrower than its cells,
-   as with tens of sources of thousands of trials each), the fine grid shows it: its mass
-   reaches an edge of the region, or fills fewer than an eighth of its cells along an axis.
+   When the coarse pass was too coarse for the data (a posterior, or a ridge of it, narrower
+   than its cells: κ's upper tail, where θ_s all near μ pins μ tightly, or the whole posterior
+   with tens of sources of thousands of trials each), the fine grid shows it: cells within
+   e^-30 of the mode reach an edge of the region short of the support's limit, or fill
+   fewer than an eighth of the cells along an axis.
    The region is then redrawn around the fine grid's mass (widened where the mass reached
    an edge) and the fine grid recomputed, until neither happens;
 3. μ and κ are summarised from their marginal masses, with the CDF taken as piecewise

@@ -200,12 +200,16 @@ class PowerConcentration(Prior):
 
     @property
     def log_kappa_normaliser(self) -> float:
-        """−log ∫ κ^(−power) dκ over [lower, upper]; ``nan`` when that integral diverges."""
-        if not 0 < self.lower < self.upper < math.inf:
-            return math.nan
-        if self.power == 1.0:
-            return -math.log(math.log(self.upper / self.lower))
+        """−log ∫ κ^(−power) dκ over [lower, upper]; ``nan`` when that integral diverges.
+
+        It converges when the lower end is above 0 or power < 1, and the upper end is finite
+        or power > 1.
+        """
         e = 1.0 - self.power
+        if not (self.lower > 0 or e > 0) or not (self.upper < math.inf or e < 0):
+            return math.nan
+        if e == 0.0:
+            return -math.log(math.log(self.upper / self.lower))
         return -math.log((self.upper**e - self.lower**e) / e)
 
     def sample(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
