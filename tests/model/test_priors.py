@@ -9,6 +9,13 @@ import pytest
 import scipy.stats
 
 
+def _power(name: str = "p", **params):
+    """A PowerConcentration prior named ``name``, with ``params`` and empty descriptions."""
+    from attackprev.model.priors import PowerConcentration
+
+    return PowerConcentration(name=name, label="", reference="", rationale="", **params)
+
+
 def test_single_technique_prior_label_states_the_delta_method():
     """τ = 1/√(μ(1−μ)(κ+1)) understates the logit spread of a rare technique: 1.30, not 1, at μ = 0.05."""
     from attackprev.model.priors import PRIORS, logit_spread
@@ -38,9 +45,9 @@ def test_pareto_logp_is_scipys_pareto_with_its_lower_bound_included():
 
 
 def test_power_logp_is_the_closed_form_on_its_closed_interval():
-    from attackprev.model.priors import PRIORS, PowerConcentration
+    from attackprev.model.priors import PRIORS
 
-    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=1.0, lower=0.1, upper=1e5)
+    prior = _power(power=1.0, lower=0.1, upper=1e5)
     inside = np.array([0.1, 0.1 + 1e-12, 1.0, 1e5 - 1e-6, 1e5])
     assert np.allclose(prior.logp_kappa(0.3, inside), -np.log(inside), rtol=1e-12)
     outside = np.array([0.1 - 1e-12, 0.01, 1e5 + 1e-6, 1e7])
@@ -53,9 +60,7 @@ def test_power_logp_is_the_closed_form_on_its_closed_interval():
 def test_power_normaliser_makes_the_kappa_density_integrate_to_one(power, lower, upper):
     import scipy.integrate
 
-    from attackprev.model.priors import PowerConcentration
-
-    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=power, lower=lower, upper=upper)
+    prior = _power(power=power, lower=lower, upper=upper)
     # over log κ, where the density is smooth: ∫ exp(logp_kappa(κ) + log κ) d log κ
     total, _ = scipy.integrate.quad(
         lambda t: np.exp(prior.logp_kappa(0.3, np.exp(t)) + t + prior.log_kappa_normaliser),
@@ -95,11 +100,9 @@ def test_pareto_draws_are_beta_and_pareto():
 
 
 def test_loguniform_draws_are_beta_and_loguniform():
-    from attackprev.model.priors import PRIORS, PowerConcentration
+    from attackprev.model.priors import PRIORS
 
-    prior = PowerConcentration(
-        name="p", label="", reference="", rationale="", mu_alpha=3.0, mu_beta=1.5, power=1.0, lower=0.5, upper=200.0
-    )
+    prior = _power(mu_alpha=3.0, mu_beta=1.5, power=1.0, lower=0.5, upper=200.0)
     mu, kappa = prior.sample(np.random.default_rng(5), 4000)
     assert mu.shape == (4000,) and kappa.shape == (4000,)
     assert _ks(mu, scipy.stats.beta(3.0, 1.5)) > 1e-3
@@ -111,8 +114,6 @@ def test_loguniform_draws_are_beta_and_loguniform():
 
 def test_only_a_bounded_log_flat_power_prior_can_be_sampled():
     """power = 1 with 0 < lower < upper < ∞ is proper; every other power prior says it is improper."""
-    from attackprev.model.priors import PowerConcentration
-
     cases = [
         (1.5, 0.1, 10.0),  # bounded but not flat in log κ
         (1.0, 0.0, 10.0),  # lower bound at 0
@@ -121,9 +122,7 @@ def test_only_a_bounded_log_flat_power_prior_can_be_sampled():
         (1.5, 0.0, np.inf),  # BDA3's
     ]
     for power, lower, upper in cases:
-        prior = PowerConcentration(
-            name="pw", label="", reference="", rationale="", power=power, lower=lower, upper=upper
-        )
+        prior = _power(name="pw", power=power, lower=lower, upper=upper)
         with pytest.raises(ValueError, match=r"^prior 'pw' is improper and cannot be sampled$"):
             prior.sample(np.random.default_rng(0), 10)
 
@@ -188,7 +187,7 @@ def test_synthesis_priors_as_text():
 
 def test_single_technique_priors_as_plain_data():
     """Each prior's to_dict, the form saved with every posterior and shown in reports, written out in full."""
-    from attackprev.model.priors import PRIORS, PowerConcentration
+    from attackprev.model.priors import PRIORS
 
     common = ("name", "label", "reference", "rationale")
     expected_kappa = {
@@ -206,9 +205,7 @@ def test_single_technique_priors_as_plain_data():
             "kappa": kappa,
         }, name
     assert PRIORS["bda3"].to_dict()["name"] == "bda3" and PRIORS["bda3"].to_dict()["proper"] is False
-    bounded = PowerConcentration(
-        name="p", label="", reference="", rationale="", mu_alpha=2.0, mu_beta=3.5, power=2.0, lower=0.5, upper=20.0
-    )
+    bounded = _power(mu_alpha=2.0, mu_beta=3.5, power=2.0, lower=0.5, upper=20.0)
     assert bounded.to_dict()["mu"] == "Beta(2, 3.5)"
     assert bounded.to_dict()["kappa"] == "p(kappa) ∝ kappa^(-2) on [0.5, 20]"
 
@@ -262,9 +259,7 @@ def test_halfnormal_spread_redraws_come_from_the_same_halfnormal():
 
 
 def test_mu_log_density_is_scipys_beta():
-    from attackprev.model.priors import PowerConcentration
-
-    prior = PowerConcentration(name="p", label="", reference="", rationale="", mu_alpha=2.5, mu_beta=4.0)
+    prior = _power(mu_alpha=2.5, mu_beta=4.0)
     mu = np.array([1e-4, 0.05, 0.3, 0.9, 1 - 1e-6])
     np.testing.assert_allclose(prior.logp_mu(mu), scipy.stats.beta(2.5, 4.0).logpdf(mu), rtol=1e-12)
 
@@ -305,7 +300,5 @@ def test_kappa_bounds_are_each_priors_own_within_the_support():
     ],
 )
 def test_power_normaliser_on_half_open_ranges(power, lower, upper, want):
-    from attackprev.model.priors import PowerConcentration
-
-    prior = PowerConcentration(name="p", label="", reference="", rationale="", power=power, lower=lower, upper=upper)
+    prior = _power(power=power, lower=lower, upper=upper)
     np.testing.assert_allclose(prior.log_kappa_normaliser, want, rtol=1e-12)

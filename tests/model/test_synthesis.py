@@ -24,6 +24,23 @@ ROWS = [
 ]
 
 
+def _random_point(model, seed: int) -> dict:
+    """Every value variable of ``model`` drawn from Normal(0.5, 0.7), seeded."""
+    rng = np.random.default_rng(seed)
+    return {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+
+
+def _at_point(model, names, point):
+    """The model's deterministics ``names`` at ``point`` (the value variables), not at fresh random draws."""
+    outputs = model.replace_rvs_by_values([model[v] for v in names])
+    return model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
+
+
+def _logp(model, name, point) -> float:
+    """The log density of variable ``name`` alone at ``point``, on its own scale (no Jacobian)."""
+    return model.compile_logp(vars=[model[name]], jacobian=False)(point)
+
+
 def test_arrays_put_the_reference_first_and_index_cells():
     data = SynthesisData.from_counts(make_table(ROWS, SOURCES))
     assert data.families == ["mtrends", "groups"] and data.reference == "mtrends"
@@ -134,11 +151,9 @@ def test_levels_offsets_and_departures_add_up_to_the_cell_logits():
     (c_t, the sampled level, is a_t plus the complete families' mean offset b̄, here the one complete family's b)."""
     data = SynthesisData.from_counts(make_table(ROWS, SOURCES))
     model = build_synthesis_model(data, SynthesisPriors())
-    rng = np.random.default_rng(11)
-    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    point = _random_point(model, 11)
     # at the point's values, not at fresh random draws of the variables (which would vary from run to run)
-    outputs = model.replace_rvs_by_values([model[v] for v in ("a", "b", "c", "phi", "d")])
-    a, b, c, phi, d = model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
+    a, b, c, phi, d = _at_point(model, ("a", "b", "c", "phi", "d"), point)
     b_bar = float(np.mean(b[data.complete]))
     assert b[0] == 0.0 and b_bar == point["b_complete_mean"]  # one complete family: b̄ is its offset
     assert abs(b_bar) > 0.1  # a point where the complete families' offset matters
@@ -159,12 +174,6 @@ def test_held_out_rows_are_recorded_by_count_and_digest():
     assert data.digest.split("|held-out rows: ")[1] == f"2 {digest}"
 
 
-def _at_point(model, names, point):
-    """The model's deterministics ``names`` at ``point`` (the value variables), not at fresh random draws."""
-    outputs = model.replace_rvs_by_values([model[v] for v in names])
-    return model.compile_fn(outputs, inputs=model.value_vars, on_unused_input="ignore")(point)
-
-
 def test_levels_centre_year_shifts_and_concentrations_enter_the_log_density():
     """With a complete family (b̄ ≠ 0) and a family of two years: the non-centred level is c_t = m + b̄ + s_a z_t;
     the counts' log-likelihood is scipy's beta-binomial (mtrends, κ = exp(log κ)) and binomial (groups) at
@@ -173,8 +182,7 @@ def test_levels_centre_year_shifts_and_concentrations_enter_the_log_density():
     priors = SynthesisPriors()
     model = build_synthesis_model(data, priors)
     assert data.sampling_form().loose_levels.all()  # every level non-centred here: c = m + b̄ + s_a z
-    rng = np.random.default_rng(5)
-    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    point = _random_point(model, 5)
     c, phi, e = _at_point(model, ("c", "phi", "e"), point)
     b_bar, s_a = point["b_complete_mean"], np.exp(point["level_sd_log__"])
     assert abs(b_bar) > 0.1
@@ -189,13 +197,10 @@ def test_levels_centre_year_shifts_and_concentrations_enter_the_log_density():
     k, n = data.successes, data.trials
     want_multi = scipy.stats.betabinom.logpmf(k[multi], n[multi], theta[multi] * kappa, (1 - theta[multi]) * kappa)
     want_single = scipy.stats.binom.logpmf(k[~multi], n[~multi], theta[~multi])
-
-    def logp(name):
-        return model.compile_logp(vars=[model[name]], jacobian=False)(point)
-
-    assert logp("k_multi") == pytest.approx(want_multi.sum(), rel=1e-10)
-    assert logp("k_single") == pytest.approx(want_single.sum(), rel=1e-10)
-    assert logp("log_kappa") == pytest.approx(scipy.stats.norm.logpdf(point["log_kappa"][0], 4.0, 1.5), rel=1e-8)
+    assert _logp(model, "k_multi", point) == pytest.approx(want_multi.sum(), rel=1e-10)
+    assert _logp(model, "k_single", point) == pytest.approx(want_single.sum(), rel=1e-10)
+    want_kappa = scipy.stats.norm.logpdf(point["log_kappa"][0], 4.0, 1.5)
+    assert _logp(model, "log_kappa", point) == pytest.approx(want_kappa, rel=1e-8)
 
 
 def test_without_complete_families_the_levels_are_the_technique_levels():
@@ -205,8 +210,7 @@ def test_without_complete_families_the_levels_are_the_technique_levels():
     data = SynthesisData.from_counts(make_table(rows, sources))
     model = build_synthesis_model(data, SynthesisPriors())
     assert data.complete == [] and data.sampling_form().loose_levels.all()
-    rng = np.random.default_rng(2)
-    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    point = _random_point(model, 2)
     a, c = _at_point(model, ("a", "c"), point)
     want = point["level_mean"] + np.exp(point["level_sd_log__"]) * point["c_loose_z"]
     np.testing.assert_allclose(c, want, rtol=1e-12)
@@ -223,18 +227,15 @@ def test_complete_families_offsets_and_departure_scales_follow_their_priors():
     assert len(data.complete) == 2
     priors = SynthesisPriors(family_offset_sd=0.7, departure=(3.0, 1.5))
     model = build_synthesis_model(data, priors)
-    rng = np.random.default_rng(8)
-    point = {name: rng.normal(0.5, 0.7, np.shape(value)) for name, value in model.initial_point().items()}
+    point = _random_point(model, 8)
     b, b_bar, dev, sigma = _at_point(model, ("b", "b_complete_mean", "b_complete_dev", "sigma"), point)
     assert np.all(np.abs(dev) > 0.05) and dev.sum() == pytest.approx(0.0, abs=1e-12)
     np.testing.assert_allclose(b[data.complete], b_bar + dev, rtol=1e-12)
 
-    def logp(name, at):
-        return model.compile_logp(vars=[model[name]], jacobian=False)(at)
-
     other = dict(point, b_complete_dev_zerosum__=2.0 * point["b_complete_dev_zerosum__"])
     dev2 = _at_point(model, ("b_complete_dev",), other)[0]
     want = -(np.sum(dev2**2) - np.sum(dev**2)) / (2 * 0.7**2)
-    assert logp("b_complete_dev", other) - logp("b_complete_dev", point) == pytest.approx(want, rel=1e-10)
+    drop = _logp(model, "b_complete_dev", other) - _logp(model, "b_complete_dev", point)
+    assert drop == pytest.approx(want, rel=1e-10)
     gamma = scipy.stats.gamma(3.0, scale=1 / 1.5)
-    assert logp("sigma", point) == pytest.approx(gamma.logpdf(sigma).sum(), rel=1e-7)
+    assert _logp(model, "sigma", point) == pytest.approx(gamma.logpdf(sigma).sum(), rel=1e-7)
